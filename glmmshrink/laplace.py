@@ -1,0 +1,279 @@
+"""Batched maximum-likelihood fit of the binomial random-intercept GLMM, as lme4's ``glmer``.
+
+Model (lme4's ``glmer(cbind(y, n - y) ~ (1 | g), family = binomial)``)::
+
+    y_i ~ Binomial(n_i, expit(beta + b_i)),   b_i ~ N(0, sigma^2),   sigma >= 0.
+
+``fit_glmm`` maximises the Laplace (``nagq=1``) or adaptive Gauss-Hermite (``nagq > 1``)
+approximation of the marginal likelihood over (beta, sigma) for many datasets at once; see
+``_objective`` for both objectives and their constants, ``_modes`` for the conditional modes.
+
+The outer iteration is a safeguarded Newton ascent on (beta, sigma) with exact derivatives, run
+separately per replicate: each replicate keeps its own step length and freezes once it converges,
+and no quantity is reduced across replicates, so a replicate's result is bit-identical whether it
+is fitted alone or in any batch. Identical (y, n) groups within a replicate are solved once.
+
+Boundary sigma = 0. The objective is even in sigma, so sigma = 0 is always stationary. Its second
+derivative there is sum_i [(y_i - n_i p0)^2 - n_i p0 (1 - p0)] at the pooled p0 (the score test for
+overdispersion). When that is positive, sigma = 0 is a saddle and the ascent never stops there;
+when it is not, sigma = 0 with beta = logit(p0) is a local maximum and, once the iteration heads
+toward it from a lower value, the fit jumps to it and reports sigma = 0 exactly, as lme4's
+boundary check does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit, gammaln, logit
+
+from glmmshrink._modes import conditional_modes
+from glmmshrink._objective import agq_objective, laplace_objective, sum_over_groups
+from glmmshrink._result import GlmmFit
+from glmmshrink._validate import as_counts
+
+GRAD_TOL = 1e-9  # max |gradient| at an interior optimum
+STALL_GRAD_TOL = 1e-6  # accepted when the line search can no longer improve the objective
+SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on sigma
+MAX_ITER = 200
+MAX_BACKTRACKS = 40
+SIGMA_START = 1.0  # lme4's starting theta
+BLOCK_CELLS = 4_000_000  # distinct groups x quadrature nodes x replicates per block (memory cap)
+
+
+@dataclass(frozen=True)
+class _DistinctGroups:
+    """Each replicate's distinct (y, n) pairs, laid out (K, R), and each group's row among them."""
+
+    y: np.ndarray
+    n: np.ndarray
+    count: np.ndarray
+    row_of_group: np.ndarray  # (R, G); -1 for padding groups
+
+
+def _distinct_groups(y, n):
+    """Collapse identical (y, n) groups of each replicate, sorted by (n, y), padding last."""
+    n_reps, n_groups = y.shape
+    padding = n == 0
+    key = np.where(padding, np.iinfo(np.int64).max, n * (int(y.max()) + 1) + y)
+    order = np.argsort(key, axis=1, kind="stable")
+    sorted_key = np.take_along_axis(key, order, axis=1)
+    starts_run = np.ones_like(sorted_key, dtype=bool)
+    starts_run[:, 1:] = sorted_key[:, 1:] != sorted_key[:, :-1]
+    sorted_row = np.cumsum(starts_run, axis=1) - 1
+    sorted_padding = np.take_along_axis(padding, order, axis=1)
+    sorted_row[sorted_padding] = -1
+    n_rows = int(sorted_row.max()) + 1
+
+    row_of_group = np.empty_like(sorted_row)
+    np.put_along_axis(row_of_group, order, sorted_row, axis=1)
+    real = ~padding
+    rows, reps = row_of_group[real], np.nonzero(real)[0]
+    flat = rows * n_reps + reps
+    count = np.bincount(flat, minlength=n_rows * n_reps).reshape(n_rows, n_reps).astype(float)
+    y_rows = np.zeros((n_rows, n_reps))
+    n_rows_arr = np.zeros((n_rows, n_reps))
+    y_rows[rows, reps] = y[real]
+    n_rows_arr[rows, reps] = n[real]
+    return _DistinctGroups(y_rows, n_rows_arr, count, row_of_group)
+
+
+def _newton_direction(grad, hess, sigma):
+    """Ascent direction -H^{-1} g, with H shifted to be negative definite and the step capped."""
+    h_bb, h_bs, h_ss = hess
+    half_trace = 0.5 * (h_bb + h_ss)
+    radius = np.hypot(0.5 * (h_bb - h_ss), h_bs)
+    top_eigen = half_trace + radius
+    scale = np.abs(h_bb) + np.abs(h_ss)
+    shift = np.where(top_eigen >= -1e-8 * scale, top_eigen + 0.1 * scale + 1e-8, 0.0)
+    a, c = h_bb - shift, h_ss - shift
+    det = a * c - h_bs * h_bs
+    step_b = -(c * grad[0] - h_bs * grad[1]) / det
+    step_s = -(a * grad[1] - h_bs * grad[0]) / det
+    with np.errstate(divide="ignore"):
+        shrink = np.minimum(1.0, np.minimum(4.0 / np.abs(step_b), np.maximum(2.0, sigma) / np.abs(step_s)))
+    return np.stack([step_b * shrink, step_s * shrink])
+
+
+def _objective(nagq):
+    if nagq == 1:
+        return laplace_objective
+    return lambda beta, sigma, u, y, n, count: agq_objective(beta, sigma, u, y, n, count, nagq)
+
+
+def _fit_block(y, n, count, nagq):
+    """Fit the replicates of one block of distinct-group arrays (K, R)."""
+    objective = _objective(nagq)
+    n_reps = y.shape[1]
+    total_y, total_n = sum_over_groups(count * y), sum_over_groups(count * n)
+    separated = (total_y == 0) | (total_y == total_n)
+
+    beta = np.where(separated, np.where(total_y == 0, -np.inf, np.inf), 0.0)
+    sigma = np.full(n_reps, np.nan)
+    u = np.zeros_like(y)
+    value = np.zeros(n_reps)
+    max_grad = np.full(n_reps, np.nan)
+    converged = np.zeros(n_reps, dtype=bool)
+    n_iter = np.zeros(n_reps, dtype=np.int64)
+
+    fit = np.nonzero(~separated)[0]
+    if fit.size == 0:
+        return beta, sigma, u, value, converged, max_grad, n_iter, separated
+    y, n, count = y[:, fit], n[:, fit], count[:, fit]
+    zeros = np.zeros(fit.size)
+
+    # sigma = 0: ordinary logistic regression with closed-form beta.
+    beta_0 = logit(total_y[fit] / total_n[fit])
+    value_0, _, hess_0 = objective(beta_0, zeros, np.zeros_like(y), y, n, count)
+    boundary_is_max = hess_0[2] <= 1e-9 * np.maximum(1.0, -hess_0[0])
+
+    b_cur = beta_0.copy()
+    s_cur = np.full(fit.size, SIGMA_START)
+    u_cur, _ = conditional_modes(b_cur, s_cur, y, n)
+    v_cur, g_cur, h_cur = objective(b_cur, s_cur, u_cur, y, n, count)
+    step = _newton_direction(g_cur, h_cur, s_cur)
+    alpha = np.ones(fit.size)
+    iters = np.zeros(fit.size, dtype=np.int64)
+    done = np.zeros(fit.size, dtype=bool)
+    ok = np.zeros(fit.size, dtype=bool)
+
+    def settle(idx):
+        """Freeze replicates that converged or jump to a boundary optimum; return the rest."""
+        grad_small = np.max(np.abs(g_cur[:, idx]), axis=0) < GRAD_TOL
+        to_boundary = (
+            boundary_is_max[idx] & (step[1, idx] < 0) & (value_0[idx] >= v_cur[idx]) & ~grad_small
+        )
+        jumped = idx[to_boundary]
+        b_cur[jumped], s_cur[jumped], v_cur[jumped] = beta_0[jumped], 0.0, value_0[jumped]
+        u_cur[:, jumped] = 0.0
+        g_cur[:, jumped] = 0.0
+        g_cur[0, jumped] = objective(b_cur[jumped], s_cur[jumped], u_cur[:, jumped],
+                                     y[:, jumped], n[:, jumped], count[:, jumped])[1][0]
+        finished = grad_small | to_boundary
+        done[idx[finished]] = True
+        ok[idx[finished]] = True
+        return idx[~finished]
+
+    active = settle(np.arange(fit.size))
+    backtracks = np.zeros(fit.size, dtype=np.int64)
+    while active.size:
+        iters[active] += 1
+        b_try = b_cur[active] + alpha[active] * step[0, active]
+        s_try = s_cur[active] + alpha[active] * step[1, active]
+        s_try = np.where(s_try > 0.0, s_try, 0.1 * s_cur[active])
+        ya, na, ca = y[:, active], n[:, active], count[:, active]
+        u_try, _ = conditional_modes(b_try, s_try, ya, na, u_cur[:, active])
+        v_try, g_try, h_try = objective(b_try, s_try, u_try, ya, na, ca)
+
+        tolerance = 1e-13 * (1.0 + np.abs(v_cur[active]))
+        accept = v_try >= v_cur[active] - tolerance
+        acc = active[accept]
+        b_cur[acc], s_cur[acc], u_cur[:, acc] = b_try[accept], s_try[accept], u_try[:, accept]
+        v_cur[acc], g_cur[:, acc], h_cur[:, acc] = v_try[accept], g_try[:, accept], h_try[:, accept]
+        step[:, acc] = _newton_direction(g_cur[:, acc], h_cur[:, acc], s_cur[acc])
+        alpha[acc], backtracks[acc] = 1.0, 0
+
+        rej = active[~accept]
+        alpha[rej] *= 0.5
+        backtracks[rej] += 1
+        stalled = rej[backtracks[rej] > MAX_BACKTRACKS]
+        done[stalled] = True
+        ok[stalled] = np.max(np.abs(g_cur[:, stalled]), axis=0) < STALL_GRAD_TOL
+        out_of_iterations = active[iters[active] >= MAX_ITER]
+        done[out_of_iterations] = True
+
+        still = np.concatenate([settle(acc), rej])
+        active = np.sort(still[~done[still]])
+
+    beta[fit], sigma[fit], u[:, fit], value[fit] = b_cur, s_cur, u_cur, v_cur
+    converged[fit], n_iter[fit] = ok, iters
+    max_grad[fit] = np.max(np.abs(g_cur), axis=0)
+    return beta, sigma, u, value, converged, max_grad, n_iter, separated
+
+
+def fit_glmm(y, n, nagq=1):
+    """Fit ``glmer(cbind(y, n - y) ~ (1 | g), family = binomial)`` to one or many datasets.
+
+    Parameters
+    ----------
+    y, n : array_like of int, shape (G,) or (R, G)
+        Successes and trials per group. Groups with ``n == 0`` are padding and contribute nothing,
+        so datasets with different numbers of groups fit in one array.
+    nagq : int, default 1
+        1 for the Laplace approximation; k > 1 for adaptive Gauss-Hermite quadrature with k nodes
+        per group, centred at the conditional mode and scaled by the conditional SD (lme4's nAGQ).
+
+    Returns
+    -------
+    GlmmFit
+        Estimates and diagnostics; for (G,) input every field drops its leading dimension.
+
+    Notes
+    -----
+    ``loglik`` includes sum_i log C(n_i, y_i), as lme4 does for aggregated binomial data. For
+    ``nagq > 1`` it is the adaptive Gauss-Hermite marginal log-likelihood with the same constant;
+    lme4 instead reports that value minus sum_i log C(n_i, y_i) minus the saturated log-likelihood
+    sum_i [y_i log(y_i / n_i) + (n_i - y_i) log(1 - y_i / n_i)] (see ``lme4_agq_loglik``).
+
+    A dataset whose trials all failed (or all succeeded) has no finite MLE: it is returned with
+    ``separated=True``, ``converged=False``, beta = -inf (+inf), sigma, b and b_sd NaN, p_hat 0 (1)
+    and loglik 0, the supremum. Input errors raise ``ValueError``.
+    """
+    if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)) or nagq < 1:
+        raise ValueError(f"nagq must be an integer >= 1, got {nagq!r}")
+    nagq = int(nagq)
+    y, n, was_1d = as_counts(y, n)
+    n_reps = y.shape[0]
+    groups = _distinct_groups(y, n)
+    n_rows = groups.y.shape[0]
+
+    beta, sigma = np.empty(n_reps), np.empty(n_reps)
+    u, value, max_grad = np.empty((n_rows, n_reps)), np.empty(n_reps), np.empty(n_reps)
+    converged, separated = np.empty(n_reps, dtype=bool), np.empty(n_reps, dtype=bool)
+    n_iter = np.empty(n_reps, dtype=np.int64)
+    block = max(1, BLOCK_CELLS // (n_rows * nagq))
+    for start in range(0, n_reps, block):
+        cols = slice(start, start + block)
+        (beta[cols], sigma[cols], u[:, cols], value[cols], converged[cols], max_grad[cols],
+         n_iter[cols], separated[cols]) = _fit_block(
+            groups.y[:, cols], groups.n[:, cols], groups.count[:, cols], nagq
+        )
+
+    log_choose = gammaln(groups.n + 1) - gammaln(groups.y + 1) - gammaln(groups.n - groups.y + 1)
+    loglik = np.where(separated, 0.0, value + sum_over_groups(groups.count * log_choose))
+
+    p_mode = expit(beta + sigma * u)
+    b_rows = sigma * u
+    b_sd_rows = sigma / np.sqrt(1.0 + sigma**2 * groups.n * p_mode * (1.0 - p_mode))
+    rows, padding = np.maximum(groups.row_of_group, 0), groups.row_of_group < 0
+    b = np.where(padding, np.nan, np.take_along_axis(b_rows.T, rows, axis=1))
+    b_sd = np.where(padding, np.nan, np.take_along_axis(b_sd_rows.T, rows, axis=1))
+    p_hat = expit(beta[:, None] + b)
+    p_hat[separated] = np.where(padding[separated], np.nan, np.isposinf(beta[separated])[:, None])
+
+    fields = dict(
+        beta=beta, sigma=sigma, b=b, b_sd=b_sd, p_hat=p_hat, loglik=loglik,
+        converged=converged, singular=~separated & (sigma < SINGULAR_TOL),
+        separated=separated, max_grad=max_grad, n_iter=n_iter,
+    )
+    if was_1d:
+        fields = {key: val[0] for key, val in fields.items()}
+    return GlmmFit(**fields, nagq=nagq, n_groups=(n > 0).sum(axis=1).squeeze() if was_1d else (n > 0).sum(axis=1))
+
+
+def lme4_agq_loglik(fit, y, n):
+    """Convert ``fit.loglik`` for ``nagq > 1`` to the value lme4 1.1 prints for aggregated data.
+
+    lme4 reports the AGQ log-likelihood without sum_i log C(n_i, y_i) and minus the saturated
+    log-likelihood sum_i [y_i log(y_i/n_i) + (n_i - y_i) log(1 - y_i/n_i)] (0 log 0 = 0).
+    """
+    y, n, _ = as_counts(y, n)
+    yf, nf = y.astype(float), n.astype(float)
+    log_choose = gammaln(nf + 1) - gammaln(yf + 1) - gammaln(nf - yf + 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        prop = np.where(nf > 0, yf / np.where(nf > 0, nf, 1.0), 0.0)
+        saturated = np.where(yf > 0, yf * np.log(prop), 0.0) + np.where(
+            nf - yf > 0, (nf - yf) * np.log1p(-prop), 0.0
+        )
+    return np.squeeze(fit.loglik - (log_choose + saturated).sum(axis=-1))

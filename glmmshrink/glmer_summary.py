@@ -5,11 +5,11 @@ The model is ``y_i ~ Binomial(n_i, expit(beta + b_i))``, ``b_i ~ N(0, sigma^2)``
 
 ``fit_glmm`` returns the optimum but no standard error for ``beta``. lme4's ``vcov`` on a glmer
 fit defaults to ``use.hessian = TRUE``: it inverts the finite-difference Hessian of the deviance
-over ``(theta, beta)`` and keeps the ``beta`` block (lme4 ``vcov.merMod``). With one scalar random
-effect, ``theta = sigma``, so :func:`intercept_se` does the same with the Laplace (or adaptive
-Gauss-Hermite) log-likelihood of ``../shared/reference/README.md`` at the fitted
-``(beta, sigma)``. :func:`intercept_se_conditional` is lme4's ``use.hessian = FALSE`` value,
-``[sum_i w_i / (1 + sigma^2 w_i)]^(-1/2)``, which ignores the uncertainty in ``sigma``.
+over ``(theta, beta)`` and keeps the ``beta`` block (lme4 1.1 ``vcov.merMod``). With one scalar
+random effect ``theta = sigma``, so :func:`intercept_se` inverts the exact Hessian of the same
+Laplace (or adaptive Gauss-Hermite) log-likelihood over ``(beta, sigma)`` (``_objective``).
+:func:`intercept_se_conditional` is lme4's ``use.hessian = FALSE`` value,
+``[sum_i w_i / (1 + sigma^2 w_i)]^(-1/2)``, which treats ``sigma`` as known.
 """
 
 from __future__ import annotations
@@ -20,10 +20,8 @@ import numpy as np
 from scipy.special import expit, gammaln
 from scipy.stats import norm
 
-# lme4's deriv12 uses this step for the Hessian behind vcov().
-_HESSIAN_STEP = 1e-4
-_MODE_TOLERANCE = 1e-13
-_MODE_MAX_STEPS = 200
+from glmmshrink._modes import conditional_modes
+from glmmshrink._objective import agq_objective, laplace_objective
 
 
 def log_choose(n, y) -> np.ndarray:
@@ -33,98 +31,38 @@ def log_choose(n, y) -> np.ndarray:
     return gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1)
 
 
-def _conditional_modes(y, n, beta, sigma):
-    """Conditional modes ``u_i = b_i / sigma`` by damped Newton (the scalar PIRLS of lme4).
-
-    Maximises ``f(u) = y (beta + sigma u) - n log(1 + e^(beta + sigma u)) - u^2 / 2``, which is
-    strictly concave (``f'' <= -1``), so halving a step until ``f`` rises always succeeds.
-    """
-
-    def objective(u):
-        eta = beta + sigma * u
-        return y * eta - n * np.logaddexp(0.0, eta) - 0.5 * u**2
-
-    u = np.zeros_like(y, dtype=float)
-    for _ in range(_MODE_MAX_STEPS):
-        p = expit(beta + sigma * u)
-        gradient = sigma * (y - n * p) - u
-        curvature = sigma**2 * n * p * (1 - p) + 1.0
-        step = gradient / curvature
-        current = objective(u)
-        slack = 1e-12 * (1.0 + np.abs(current))
-        for _ in range(60):
-            worse = objective(u + step) < current - slack
-            if not worse.any():
-                break
-            step = np.where(worse, step / 2, step)
-        u = u + step
-        if np.max(np.abs(step)) < _MODE_TOLERANCE:
-            break
-    return u
-
-
-def marginal_loglik(y, n, beta, sigma, nagq=1) -> float:
-    """Laplace (``nagq = 1``) or adaptive Gauss-Hermite log-likelihood at ``(beta, sigma)``.
-
-    Laplace: ``sum_i [y_i eta_i - n_i log(1 + e^eta_i) - u_i^2/2 - log(1 + sigma^2 w_i)/2]
-    + sum_i log C(n_i, y_i)`` at the conditional modes (``../shared/reference/README.md``).
-    For ``nagq > 1`` the nodes sit at each mode, scaled by ``1 / sqrt(1 + sigma^2 w_i)`` on
-    the ``u`` scale, as lme4's nAGQ; the constant ``sum_i log C(n_i, y_i)`` is included (this is
-    the true marginal log-likelihood, not lme4's printed nAGQ > 1 value). The function is even in
-    ``sigma``, so it is defined for ``sigma < 0`` too, which the central differences use.
-    """
-    y = np.asarray(y, dtype=float)
-    n = np.asarray(n, dtype=float)
-    u_mode = _conditional_modes(y, n, beta, sigma)
-    p_mode = expit(beta + sigma * u_mode)
-    scale = 1.0 / np.sqrt(1.0 + sigma**2 * n * p_mode * (1 - p_mode))
-    nodes, weights = np.polynomial.hermite.hermgauss(nagq)
-    # Substituting u = u_mode + sqrt(2) scale z into int exp(f(u)) du / sqrt(2 pi) gives
-    # Gauss-Hermite weights times sqrt(2) scale e^(z^2) / sqrt(2 pi); nagq = 1 is Laplace.
-    u_nodes = u_mode[:, None] + np.sqrt(2.0) * scale[:, None] * nodes[None, :]
-    eta = beta + sigma * u_nodes
-    log_integrand = (
-        y[:, None] * eta - n[:, None] * np.logaddexp(0.0, eta) - 0.5 * u_nodes**2 + nodes**2
-    )
-    per_group = (
-        np.log(scale)
-        + 0.5 * np.log(2.0)
-        - 0.5 * np.log(2.0 * np.pi)
-        + np.log(np.sum(weights * np.exp(log_integrand - log_integrand.max(axis=1, keepdims=True)), axis=1))
-        + log_integrand.max(axis=1)
-    )
-    return float(np.sum(per_group) + np.sum(log_choose(n, y)))
+def _one_dataset(y, n, beta, sigma):
+    """Groups as the (K, 1) columns the objectives expect, with the modes at (beta, sigma)."""
+    y = np.asarray(y, dtype=float)[:, None]
+    n = np.asarray(n, dtype=float)[:, None]
+    beta, sigma = np.array([float(beta)]), np.array([float(sigma)])
+    u_mode, _ = conditional_modes(beta, sigma, y, n)
+    return y, n, beta, sigma, u_mode
 
 
 def intercept_se(y, n, beta, sigma, nagq=1) -> float:
     """Standard error of ``beta`` as lme4's default ``vcov`` computes it.
 
-    Inverts the Hessian of ``-marginal_loglik`` over ``(sigma, beta)`` (central differences with
-    lme4's step 1e-4) and takes the ``beta`` entry (lme4 ``vcov.merMod``, ``use.hessian = TRUE``).
-    When that Hessian is not positive definite, as on a boundary fit, lme4 falls back to the
-    PIRLS value, and so does this function (see :func:`intercept_se_conditional`). Returns NaN
-    for a non-finite ``beta`` or ``sigma`` (a separated dataset).
+    ``sqrt([(-H)^(-1)]_{beta beta})`` with ``H`` the Hessian of the Laplace (``nagq = 1``) or
+    adaptive Gauss-Hermite log-likelihood over ``(beta, sigma)`` at the fit (lme4 ``vcov.merMod``
+    with ``use.hessian = TRUE``; lme4 differentiates numerically, this uses the exact Hessian).
+    When ``-H`` is not positive definite, as on some boundary fits, lme4 falls back to the PIRLS
+    value and so does this function (:func:`intercept_se_conditional`). Returns NaN for a
+    non-finite ``beta`` or ``sigma`` (a separated dataset).
     """
     if not (np.isfinite(beta) and np.isfinite(sigma)):
         return float("nan")
-    h = _HESSIAN_STEP
-
-    def negloglik(s, b):
-        return -marginal_loglik(y, n, b, s, nagq)
-
-    center = negloglik(sigma, beta)
-    d_ss = (negloglik(sigma + h, beta) - 2 * center + negloglik(sigma - h, beta)) / h**2
-    d_bb = (negloglik(sigma, beta + h) - 2 * center + negloglik(sigma, beta - h)) / h**2
-    d_sb = (
-        negloglik(sigma + h, beta + h)
-        - negloglik(sigma + h, beta - h)
-        - negloglik(sigma - h, beta + h)
-        + negloglik(sigma - h, beta - h)
-    ) / (4 * h**2)
-    hessian = np.array([[d_ss, d_sb], [d_sb, d_bb]])
-    if np.all(np.linalg.eigvalsh(hessian) > 0):
-        return float(np.sqrt(np.linalg.inv(hessian)[1, 1]))
-    return intercept_se_conditional(y, n, beta, sigma)
+    y, n, beta_, sigma_, u_mode = _one_dataset(y, n, beta, sigma)
+    count = np.ones_like(y)
+    if nagq == 1:
+        _, _, hess = laplace_objective(beta_, sigma_, u_mode, y, n, count)
+    else:
+        _, _, hess = agq_objective(beta_, sigma_, u_mode, y, n, count, nagq)
+    d_bb, d_bs, d_ss = hess[:, 0]
+    information = -np.array([[d_bb, d_bs], [d_bs, d_ss]])
+    if np.all(np.linalg.eigvalsh(information) > 0):
+        return float(np.sqrt(np.linalg.inv(information)[0, 0]))
+    return intercept_se_conditional(y[:, 0], n[:, 0], beta, sigma)
 
 
 def intercept_se_conditional(y, n, beta, sigma) -> float:
@@ -135,10 +73,8 @@ def intercept_se_conditional(y, n, beta, sigma) -> float:
     """
     if not (np.isfinite(beta) and np.isfinite(sigma)):
         return float("nan")
-    y = np.asarray(y, dtype=float)
-    n = np.asarray(n, dtype=float)
-    u_mode = _conditional_modes(y, n, beta, sigma)
-    p_mode = expit(beta + sigma * u_mode)
+    y, n, beta_, sigma_, u_mode = _one_dataset(y, n, beta, sigma)
+    p_mode = expit(beta_ + sigma_ * u_mode)
     weight = n * p_mode * (1 - p_mode)
     return float(1.0 / np.sqrt(np.sum(weight / (1.0 + sigma**2 * weight))))
 
@@ -217,12 +153,12 @@ class GlmerSummary:
             "",
             "Random effects:",
             f" {'Groups':<{group_width}} Name        Variance Std.Dev.",
-            f" {self.group_name:<{group_width}} (Intercept) {self.sigma**2:<8.4g} {self.sigma:<8.4g}",
+            f" {self.group_name:<{group_width}} (Intercept) {_signif(self.sigma**2):<8} {_signif(self.sigma):<8}",
             f"Number of obs: {self.n_obs}, groups:  {self.group_name}, {self.n_groups}",
             "",
             "Fixed effects:",
             "            Estimate Std. Error z value Pr(>|z|)",
-            f"(Intercept) {self.beta:>8.4g} {self.beta_se:>10.4g} {self.z_value:>7.3f} "
+            f"(Intercept) {_signif(self.beta):>8} {_signif(self.beta_se):>10} {self.z_value:>7.3f} "
             f"{_format_p(self.p_value):>8}",
         ]
         notes = self.notes()
@@ -230,6 +166,13 @@ class GlmerSummary:
             lines.append("")
             lines.extend(notes)
         return "\n".join(lines)
+
+
+def _signif(value: float, digits: int = 4) -> str:
+    """``value`` to ``digits`` significant digits, keeping trailing zeros as R's print does."""
+    if not np.isfinite(value):
+        return str(value)
+    return f"{value:#.{digits}g}"
 
 
 def _format_p(p_value: float) -> str:

@@ -1,0 +1,149 @@
+"""fit_glmm: input checks, degenerate data, batch independence and derivative correctness."""
+
+import numpy as np
+import pytest
+from scipy.special import expit
+
+from glmmshrink import fit_glmm
+from glmmshrink._modes import conditional_modes
+from glmmshrink._objective import agq_objective, laplace_objective
+
+
+def _simulate(rng, reps, groups, trials, p0, sd):
+    n = np.full((reps, groups), trials) if np.isscalar(trials) else rng.integers(*trials, size=(reps, groups))
+    p = expit(np.log(p0 / (1 - p0)) + sd * rng.standard_normal((reps, groups)))
+    return rng.binomial(n, p), n
+
+
+@pytest.mark.parametrize(
+    "y, n, message",
+    [
+        ([3, 11], [10, 10], "exceeds n"),
+        ([-1, 2], [10, 10], "y contains negative"),
+        ([1, 2], [10, -10], "n contains negative"),
+        ([1.5, 2], [10, 10], "whole numbers"),
+        ([np.nan, 2], [10, 10], "NaN"),
+        ([1, 2, 3], [10, 10], "same shape"),
+        ([[[1]]], [[[2]]], "1-D"),
+        (["a", "b"], [10, 10], "numeric"),
+        ([0, 0], [0, 0], "at least one group with n > 0"),
+    ],
+)
+def test_bad_input_raises_value_error_naming_the_problem(y, n, message):
+    with pytest.raises(ValueError, match=message):
+        fit_glmm(y, n)
+
+
+@pytest.mark.parametrize("nagq", [0, -1, 2.5, True, "25"])
+def test_bad_nagq(nagq):
+    with pytest.raises(ValueError, match="nagq"):
+        fit_glmm([1, 2], [5, 5], nagq=nagq)
+
+
+@pytest.mark.parametrize("nagq", [1, 25])
+def test_all_failures_or_all_successes_are_flagged_as_separated(nagq):
+    y = np.array([[0, 0, 0], [5, 5, 5], [1, 3, 4]])
+    n = np.array([[5, 5, 5], [5, 5, 5], [5, 5, 5]])
+    fit = fit_glmm(y, n, nagq=nagq)
+    assert fit.separated.tolist() == [True, True, False]
+    assert fit.converged.tolist() == [False, False, True]
+    assert fit.beta[0] == -np.inf and fit.beta[1] == np.inf
+    assert np.isnan(fit.sigma[:2]).all() and np.isnan(fit.b[:2]).all()
+    assert fit.p_hat[0].tolist() == [0, 0, 0] and fit.p_hat[1].tolist() == [1, 1, 1]
+    assert not fit.singular[:2].any()
+    alone = fit_glmm(y[2], n[2], nagq=nagq)  # the bad replicates do not spoil the good one
+    assert np.array_equal(alone.b, fit.b[2]) and alone.beta == fit.beta[2]
+
+
+def test_one_group_and_one_trial_designs():
+    one_group = fit_glmm([3], [10])
+    assert one_group.converged and one_group.sigma == 0 and np.isclose(one_group.beta, np.log(3 / 7))
+    rng = np.random.default_rng(5)
+    y, n = _simulate(rng, 200, 40, 1, 0.4, 1.0)
+    bernoulli = fit_glmm(y, n)
+    fitted = ~bernoulli.separated
+    assert bernoulli.converged[fitted].all()
+    assert (bernoulli.n_iter < 50).all()
+
+
+def test_batch_independence_bit_identical():
+    rng = np.random.default_rng(11)
+    y, n = _simulate(rng, 300, 30, (1, 25), 0.3, 1.5)
+    y[7] = 0  # a separated replicate inside the batch
+    n[5, 20:] = 0  # a replicate with fewer groups (padding)
+    y[5, 20:] = 0
+    full = fit_glmm(y, n)
+    fields = ("beta", "sigma", "b", "b_sd", "p_hat", "loglik", "converged", "max_grad", "n_iter")
+    for rows in (np.arange(1), np.arange(5, 9), rng.permutation(300)[:77], np.arange(299, 300)):
+        part = fit_glmm(y[rows], n[rows])
+        for field in fields:
+            assert np.array_equal(getattr(part, field), getattr(full, field)[rows], equal_nan=True), field
+    alone = fit_glmm(y[5, :20], n[5, :20])  # padding removed altogether
+    assert np.array_equal(alone.b, full.b[5, :20]) and alone.sigma == full.sigma[5]
+
+
+def test_interior_optimum_has_tiny_gradient_and_boundary_is_exact_zero():
+    rng = np.random.default_rng(3)
+    y, n = _simulate(rng, 2000, 10, 5, 0.5, 0.3)
+    fit = fit_glmm(y, n)
+    interior = fit.converged & (fit.sigma > 0)
+    assert (fit.max_grad[interior] < 1e-6).all()
+    boundary = fit.converged & fit.singular
+    assert boundary.any() and (fit.sigma[boundary] == 0).all()
+    assert fit.converged[~fit.separated].all()
+
+
+def _finite_difference(objective, beta, sigma, y, n, count, step=1e-5):
+    """Central differences of the value (-> gradient) and of the analytic gradient (-> Hessian)."""
+
+    def value_and_grad(b, s):
+        u, _ = conditional_modes(b, s, y, n)
+        value, grad, _ = objective(np.array([b]), np.array([s]), u, y, n, count)
+        return value[0], grad[:, 0]
+
+    fd_grad, fd_hess = np.empty(2), np.empty((2, 2))
+    for axis, (db, ds) in enumerate(((step, 0.0), (0.0, step))):
+        v_plus, g_plus = value_and_grad(beta + db, sigma + ds)
+        v_minus, g_minus = value_and_grad(beta - db, sigma - ds)
+        fd_grad[axis] = (v_plus - v_minus) / (2 * step)
+        fd_hess[axis] = (g_plus - g_minus) / (2 * step)
+    return fd_grad, fd_hess
+
+
+@pytest.mark.parametrize(
+    "objective",
+    [laplace_objective, lambda *a: agq_objective(*a, 25)],
+    ids=["laplace", "agq25"],
+)
+def test_analytic_derivatives_match_finite_differences(objective):
+    y = np.array([[0.0], [3.0], [7.0], [10.0], [1.0]])
+    n = np.array([[10.0], [10.0], [10.0], [10.0], [2.0]])
+    count = np.array([[1.0], [2.0], [1.0], [3.0], [1.0]])
+    beta, sigma = 0.3, 1.7
+    u, _ = conditional_modes(beta, sigma, y, n)
+    _, grad, hess = objective(np.array([beta]), np.array([sigma]), u, y, n, count)
+    fd_grad, fd_hess = _finite_difference(objective, beta, sigma, y, n, count)
+    np.testing.assert_allclose(grad[:, 0], fd_grad, rtol=1e-6)
+    fd_hess_vec = np.array([fd_hess[0, 0], 0.5 * (fd_hess[0, 1] + fd_hess[1, 0]), fd_hess[1, 1]])
+    rtol = 1e-5 if objective is laplace_objective else 1e-3  # AGQ: information identity
+    np.testing.assert_allclose(hess[:, 0], fd_hess_vec, rtol=rtol)
+
+
+def test_modes_solve_the_score_equation_even_far_in_the_tails():
+    y = np.array([0.0, 200.0, 1.0, 199.0])
+    n = np.array([200.0, 200.0, 200.0, 200.0])
+    beta, sigma = np.array([8.0, -8.0, 0.0, 0.0]), np.array([6.0, 6.0, 6.0, 6.0])
+    u, converged = conditional_modes(beta, sigma, y, n, u_start=np.array([5.0, -5.0, 30.0, -30.0]))
+    assert converged.all()
+    score = sigma * (y - n * expit(beta + sigma * u)) - u
+    assert np.max(np.abs(score)) < 1e-9
+
+
+def test_result_shapes_and_summary():
+    fit = fit_glmm([[1, 2, 3], [0, 4, 0]], [[5, 5, 5], [5, 5, 0]])
+    assert fit.beta.shape == (2,) and fit.b.shape == (2, 3)
+    assert fit.n_groups.tolist() == [3, 2]
+    text = repr(fit_glmm([1, 2, 3, 4], [5, 5, 5, 5]))
+    assert "Random effects" in text and "(Intercept)" in text and "logLik" in text
+    assert "2 datasets" in repr(fit)
+    assert "nAGQ = 9" in repr(fit_glmm([1, 2, 3, 4], [5, 5, 5, 5], nagq=9))

@@ -50,34 +50,46 @@ def conditional_modes(beta, sigma, y, n, u_start=None):
         np.asarray(beta, float), np.asarray(sigma, float), np.asarray(y, float), np.asarray(n, float)
     )
     shape = y.shape
-    beta, sigma, y, n = (a.reshape(-1) for a in (beta, sigma, y, n))
+    beta, sigma, y, n = (np.ascontiguousarray(a).reshape(-1) for a in (beta, sigma, y, n))
     lower, upper = sigma * (y - n), sigma * y
     u = np.zeros(y.size) if u_start is None else np.broadcast_to(u_start, shape).reshape(-1).copy()
     np.clip(u, lower, upper, out=u)
-    converged = np.zeros(y.size, dtype=bool)
-
+    state = _NewtonState(u)
     active = np.arange(y.size)
-    u_prev = u.copy()
-    step_prev = np.zeros(y.size)
-    abs_score_prev = np.full(y.size, np.inf)
     for _ in range(MODE_MAX_ITER):
         if active.size == 0:
             break
-        b_, s_, y_, n_, u_ = beta[active], sigma[active], y[active], n[active], u[active]
-        p = expit(b_ + s_ * u_)
-        score = s_ * (y_ - n_ * p) - u_
+        if active.size == y.size:  # everything still moving: skip the gathers
+            state.step(beta, sigma, y, n, lower, upper, slice(None))
+            active = np.nonzero(~state.converged)[0]
+        else:
+            state.step(beta[active], sigma[active], y[active], n[active],
+                       lower[active], upper[active], active)
+            active = active[~state.converged[active]]
+    return state.u.reshape(shape), state.converged.reshape(shape)
+
+
+class _NewtonState:
+    """Per-element Newton iterate with step halving on the residual |score|."""
+
+    def __init__(self, u):
+        self.u = u
+        self.u_prev = u.copy()
+        self.step_prev = np.zeros(u.size)
+        self.abs_score_prev = np.full(u.size, np.inf)
+        self.converged = np.zeros(u.size, dtype=bool)
+
+    def step(self, beta, sigma, y, n, lower, upper, where):
+        u = self.u[where]
+        p = expit(beta + sigma * u)
+        score = sigma * (y - n * p) - u
         abs_score = np.abs(score)
-        worse = abs_score > abs_score_prev[active]
+        worse = abs_score > self.abs_score_prev[where]
         # Newton step where |score| shrank, else halve the previous step from the last good point.
-        step = np.where(worse, 0.5 * step_prev[active], score / (1.0 + s_ * s_ * n_ * p * (1.0 - p)))
-        base = np.where(worse, u_prev[active], u_)
-        new_u = np.clip(base + step, lower[active], upper[active])
-        good = ~worse
-        u_prev[active[good]] = u_[good]
-        abs_score_prev[active[good]] = abs_score[good]
-        step_prev[active] = step
-        u[active] = new_u
-        done = (np.abs(step) <= MODE_STEP_TOL * (1.0 + np.abs(new_u))) | (score == 0.0)
-        converged[active[done]] = True
-        active = active[~done]
-    return u.reshape(shape), converged.reshape(shape)
+        step = np.where(worse, 0.5 * self.step_prev[where], score / (1.0 + sigma * sigma * n * p * (1.0 - p)))
+        new_u = np.clip(np.where(worse, self.u_prev[where], u) + step, lower, upper)
+        self.u_prev[where] = np.where(worse, self.u_prev[where], u)
+        self.abs_score_prev[where] = np.where(worse, self.abs_score_prev[where], abs_score)
+        self.step_prev[where] = step
+        self.u[where] = new_u
+        self.converged[where] = (np.abs(step) <= MODE_STEP_TOL * (1.0 + np.abs(new_u))) | (score == 0.0)

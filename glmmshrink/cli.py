@@ -2,7 +2,8 @@
 
 ``glmmshrink fit data.csv --response result --group subject`` reads 0/1 rows (one trial per
 row) and fits ``glmer(result ~ 1 + (1 | subject), family = binomial)``; with ``--trials n`` the
-rows hold successes out of ``n`` trials, as ``glmer(cbind(result, n - result) ~ 1 + (1 | subject))``.
+rows hold successes out of ``n`` trials, as
+``glmer(cbind(result, n - result) ~ 1 + (1 | subject))``.
 Rows are summed per group before fitting, which leaves the likelihood unchanged apart from its
 constant; the printed logLik uses the constant glmer would use on the rows as given (see
 :func:`printed_loglik`).
@@ -14,15 +15,17 @@ message on stderr and no traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
 
+from glmmshrink.config import Cell
 from glmmshrink.glmer_summary import GlmerSummary, intercept_se, log_choose
+from glmmshrink.simulate import replicate_rng, simulate_replicate
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -68,9 +71,13 @@ def load_counts(path, response: str, group: str, trials: str | None = None) -> G
     for column in used:
         if column not in table.columns:
             available = ", ".join(map(str, table.columns))
-            raise InputError(f"column '{column}' not found in {path}; available columns: {available}")
+            raise InputError(
+                f"column '{column}' not found in {path}; available columns: {available}"
+            )
     if len(set(used)) < len(used):
-        raise InputError(f"--response, --group and --trials must name different columns, got {used}")
+        raise InputError(
+            f"--response, --group and --trials must name different columns, got {used}"
+        )
     if table.empty:
         raise InputError(f"{path} has no data rows")
     for column in used:
@@ -86,7 +93,8 @@ def load_counts(path, response: str, group: str, trials: str | None = None) -> G
             bad = int(np.flatnonzero(~np.isin(successes, (0, 1)))[0])
             raise InputError(
                 f"column '{response}' must be 0/1 per row without --trials, found "
-                f"{table[response].iloc[bad]!r} at data row {bad + 1}; give --trials COLUMN for counts"
+                f"{table[response].iloc[bad]} at data row {bad + 1}; "
+                "give --trials COLUMN for counts"
             )
         n_trials = np.ones_like(successes)
         formula = f"{response} ~ 1 + (1 | {group})"
@@ -122,7 +130,12 @@ def _whole_numbers(values: pd.Series, column: str) -> np.ndarray:
     if values.dtype == bool:
         return values.to_numpy(np.int64)
     if not pd.api.types.is_numeric_dtype(values):
-        raise InputError(f"column '{column}' must be numeric, found {values.iloc[0]!r}")
+        not_numbers = pd.to_numeric(values, errors="coerce").isna().to_numpy()
+        row = int(np.flatnonzero(not_numbers)[0]) if not_numbers.any() else 0
+        raise InputError(
+            f"column '{column}' must be numeric, found {str(values.iloc[row])!r} "
+            f"at data row {row + 1}"
+        )
     numbers = values.to_numpy(float)
     for problem, bad in (
         ("infinite", ~np.isfinite(numbers)),
@@ -132,7 +145,8 @@ def _whole_numbers(values: pd.Series, column: str) -> np.ndarray:
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise InputError(
-                f"column '{column}' has a {problem} value {values.iloc[row]!r} at data row {row + 1}"
+                f"column '{column}' has a {problem} value {values.iloc[row]} "
+                f"at data row {row + 1}"
             )
     return numbers.astype(np.int64)
 
@@ -217,11 +231,9 @@ def _run_fit(args) -> int:
 def _run_demo(args) -> int:
     from glmmshrink import fit_glmm
 
-    rng = np.random.default_rng(args.seed)
-    beta_true = float(np.log(DEMO_P0 / (1 - DEMO_P0)))
-    p_true = expit(beta_true + rng.normal(0.0, DEMO_RE_SD, size=DEMO_GROUPS))
-    trials = np.full(DEMO_GROUPS, DEMO_TRIALS, dtype=np.int64)
-    successes = rng.binomial(trials, p_true)
+    # Replicate 0 of the study's seed cell under master seed --seed: the pipeline's own data.
+    cell = Cell(DEMO_GROUPS, DEMO_TRIALS, DEMO_TRIALS, DEMO_RE_SD, DEMO_P0)
+    trials, successes, p_true = simulate_replicate(cell, replicate_rng(args.seed, cell.key, 0))
     fit = fit_glmm(successes, trials, nagq=1)
     counts = GroupedCounts(
         group_labels=np.arange(1, DEMO_GROUPS + 1),
@@ -233,11 +245,12 @@ def _run_demo(args) -> int:
     )
     print(
         f"Simulated {DEMO_GROUPS} groups of {DEMO_TRIALS} trials, p0 = {DEMO_P0}, "
-        f"random-intercept SD = {DEMO_RE_SD} (seed {args.seed}).\n"
+        f"random-intercept SD = {DEMO_RE_SD} (cell {cell.name}, replicate 0, seed {args.seed}).\n"
         "The GLMM estimate p_hat pulls each observed proportion toward the overall mean.\n"
     )
     table = group_table(fit, counts, "group").assign(true_p=p_true)
-    print(table[["group", "y", "n", "true_p", "observed_p", "p_hat"]].to_string(index=False, float_format="%.3f"))
+    columns = ["group", "y", "n", "true_p", "observed_p", "p_hat"]
+    print(table[columns].to_string(index=False, float_format="%.3f"))
     print()
     print(summarise(fit, counts, "group", nagq=1))
     return EXIT_OK
@@ -256,20 +269,35 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fit the binomial random-intercept GLMM to a CSV of 0/1 rows or of counts.",
     )
     fit.add_argument("data", help="CSV file with a header row")
-    fit.add_argument("--response", required=True, help="0/1 outcome column, or successes with --trials")
-    fit.add_argument("--group", required=True, help="grouping column (one random intercept per value)")
+    fit.add_argument(
+        "--response", required=True, help="0/1 outcome column, or successes with --trials"
+    )
+    fit.add_argument(
+        "--group", required=True, help="grouping column (one random intercept per value)"
+    )
     fit.add_argument("--trials", help="column of trials per row; omit for 0/1 rows")
-    fit.add_argument("--nagq", type=_nagq, default=1, help="1 = Laplace (default); k > 1 = adaptive Gauss-Hermite with k nodes")
+    fit.add_argument(
+        "--nagq",
+        type=_nagq,
+        default=1,
+        help="1 = Laplace (default); k > 1 = adaptive Gauss-Hermite with k nodes",
+    )
     fit.add_argument("--out", help="write per-group estimates to this CSV")
     fit.set_defaults(run=_run_fit)
 
     demo = commands.add_parser(
         "demo",
         help="simulate one seed-design dataset and show the shrinkage",
-        description=f"Simulate I = {DEMO_GROUPS} groups of J = {DEMO_TRIALS} trials with p0 = {DEMO_P0} "
+        description=f"Simulate I = {DEMO_GROUPS} groups of J = {DEMO_TRIALS} trials "
+        f"with p0 = {DEMO_P0} "
         f"and SD = {DEMO_RE_SD}, fit the GLMM and compare observed and estimated proportions.",
     )
-    demo.add_argument("--seed", type=int, default=2026, help="seed of the numpy Generator (default 2026)")
+    demo.add_argument(
+        "--seed",
+        type=int,
+        default=2026,
+        help="master seed; the data are replicate 0 of the study's seed cell (default 2026)",
+    )
     demo.set_defaults(run=_run_demo)
     return parser
 
@@ -286,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as error:
         print(f"glmmshrink {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # Output piped into e.g. `head`, which closed early; silence Python's exit-time flush
+        # error the way the Python docs (signal module, "Note on SIGPIPE") recommend.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

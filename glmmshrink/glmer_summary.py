@@ -103,15 +103,15 @@ class GlmerSummary:
 
     @property
     def aic(self) -> float:
-        return -2 * self.loglik + 2 * self.n_params
+        return self.deviance + 2 * self.n_params
 
     @property
     def bic(self) -> float:
-        return -2 * self.loglik + np.log(self.n_obs) * self.n_params
+        return self.deviance + np.log(self.n_obs) * self.n_params
 
     @property
     def deviance(self) -> float:
-        return -2 * self.loglik
+        return -2 * self.loglik + 0.0  # + 0.0 turns -0.0 (separated data, loglik 0) into 0.0
 
     @property
     def z_value(self) -> float:
@@ -148,18 +148,25 @@ class GlmerSummary:
             f"Formula: {self.formula}",
             "",
             f"{'AIC':>9}{'BIC':>9}{'logLik':>9}{'deviance':>9}{'df.resid':>9}",
-            f"{self.aic:>9.1f}{self.bic:>9.1f}{self.loglik:>9.1f}{self.deviance:>9.1f}"
-            f"{self.n_obs - self.n_params:>9d}",
+            (
+                f"{self.aic:>9.1f}{self.bic:>9.1f}{self.loglik:>9.1f}{self.deviance:>9.1f}"
+                f"{self.n_obs - self.n_params:>9d}"
+            ),
             "",
             "Random effects:",
             f" {'Groups':<{group_width}} Name        Variance Std.Dev.",
-            f" {self.group_name:<{group_width}} (Intercept) {_signif(self.sigma**2):<8} {_signif(self.sigma):<8}",
+            (
+                f" {self.group_name:<{group_width}} (Intercept) "
+                f"{_signif(self.sigma**2):<8} {_signif(self.sigma):<8}"
+            ),
             f"Number of obs: {self.n_obs}, groups:  {self.group_name}, {self.n_groups}",
             "",
             "Fixed effects:",
             "            Estimate Std. Error z value Pr(>|z|)",
-            f"(Intercept) {_signif(self.beta):>8} {_signif(self.beta_se):>10} {self.z_value:>7.3f} "
-            f"{_format_p(self.p_value):>8}",
+            (
+                f"(Intercept) {_signif(self.beta):>8} {_signif(self.beta_se):>10} "
+                f"{_fixed3(self.z_value):>7} {_format_p(self.p_value):>8}"
+            ),
         ]
         notes = self.notes()
         if notes:
@@ -171,8 +178,17 @@ class GlmerSummary:
 def _signif(value: float, digits: int = 4) -> str:
     """``value`` to ``digits`` significant digits, keeping trailing zeros as R's print does."""
     if not np.isfinite(value):
-        return str(value)
+        return _r_nonfinite(value)
     return f"{value:#.{digits}g}"
+
+
+def _r_nonfinite(value: float) -> str:
+    """R's spelling of non-finite numbers: NaN, Inf, -Inf."""
+    return "NaN" if np.isnan(value) else ("Inf" if value > 0 else "-Inf")
+
+
+def _fixed3(value: float) -> str:
+    return f"{value:.3f}" if np.isfinite(value) else _r_nonfinite(value)
 
 
 def _format_p(p_value: float) -> str:

@@ -142,14 +142,21 @@ EOF
     return 0 # changed
 }
 
-pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# True if the pid in pidfile $1 is a live (not zombie) process named $2: after an unclean
+# stop the pidfile may be stale, or its pid reused by something else.
+pid_alive() {
+    local pid
+    pid=$(cat "$1" 2>/dev/null) || return 1
+    [[ -r /proc/$pid/stat && $(cat "/proc/$pid/comm" 2>/dev/null) == "$2" ]] || return 1
+    [[ $(awk '{print $3}' "/proc/$pid/stat") != Z ]]
+}
 
 stop_daemon() {
-    local pidfile=$1
-    if pid_alive "$pidfile"; then
+    local pidfile=$1 name=$2
+    if pid_alive "$pidfile" "$name"; then
         kill "$(cat "$pidfile")"
         for _ in $(seq 20); do
-            pid_alive "$pidfile" || break
+            pid_alive "$pidfile" "$name" || break
             sleep 0.5
         done
     fi
@@ -159,14 +166,14 @@ stop_daemon() {
 start_slurm() {
     local conf_changed=$1
     if [[ $conf_changed == yes ]]; then
-        stop_daemon "$SLURMD_PID"
-        stop_daemon "$CTLD_PID"
+        stop_daemon "$SLURMD_PID" slurmd
+        stop_daemon "$CTLD_PID" slurmctld
     fi
-    if ! pid_alive "$CTLD_PID"; then
+    if ! pid_alive "$CTLD_PID" slurmctld; then
         say "starting slurmctld"
         slurmctld || die "slurmctld exited with status $?"
     fi
-    if ! pid_alive "$SLURMD_PID"; then
+    if ! pid_alive "$SLURMD_PID" slurmd; then
         say "starting slurmd"
         # The machine's hostname is not "localhost": tell slurmd which node it is.
         slurmd -N "$NODE" || die "slurmd exited with status $?"

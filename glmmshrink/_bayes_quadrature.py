@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit, ndtr
+from scipy.special import expit, log_ndtr, ndtr, ndtri
 
 from glmmshrink._modes import conditional_modes
 from glmmshrink._objective import gauss_hermite_rule
@@ -38,14 +38,19 @@ class GroupIntegrals:
     eta_var: np.ndarray
 
 
-def _penalised_loglik(beta, sigma, u, y, n):
-    """h(u) = y eta - n log(1 + e^eta) - u^2 / 2 with eta = beta + sigma u (Bates et al. eq. 4-6)."""
-    eta = beta + sigma * u
-    return y * eta - n * np.logaddexp(0.0, eta) - 0.5 * u * u, eta
+WINDOW_MIN_SIGMA = 1.0  # from here on the eta-window rule replaces adaptive Gauss-Hermite
+WINDOW_NODES = 20  # Gauss-Legendre nodes on each side of the likelihood's peak
+WINDOW_DROP = 25.0  # the window keeps every eta where the likelihood is within e^-25 of its maximum
 
 
-def group_integrals(beta, sigma, y, n, n_nodes, u_start=None):
-    """Adaptive Gauss-Hermite marginal likelihood and conditional moments of each group.
+def _softplus_and_expit(eta):
+    """log(1 + e^eta) and expit(eta) from one exp."""
+    damped = np.exp(-np.abs(eta))
+    return np.maximum(eta, 0.0) + np.log1p(damped), np.where(eta >= 0.0, 1.0, damped) / (1.0 + damped)
+
+
+def group_integrals(beta, sigma, y, n, n_nodes, u_start=None, keep=None):
+    """Marginal likelihood and conditional moments of each group at each outer node.
 
     Parameters
     ----------
@@ -54,46 +59,155 @@ def group_integrals(beta, sigma, y, n, n_nodes, u_start=None):
     y, n : ndarray of float
         Distinct (y, n) pairs; ``n == 0`` gives log I = 0.
     n_nodes : int
-        Gauss-Hermite nodes per group.
+        Adaptive Gauss-Hermite nodes per group (sigma < ``WINDOW_MIN_SIGMA``).
     u_start : ndarray, optional
         Warm start for the conditional modes.
+    keep : ndarray of bool, optional
+        Elements to compute; the others are returned as zeros (the caller gives them no weight).
 
     Returns
     -------
     GroupIntegrals
         Arrays of the broadcast shape. ``log_integral`` is
         log int Bin(y | n, expit(beta + sigma u)) phi(u) du - log C(n, y).
+
+    Notes
+    -----
+    For sigma < 1 the conditional density of u is close to normal and adaptive Gauss-Hermite
+    converges fast. For larger sigma it is the normal prior cut by a likelihood of width ~1/sigma in
+    u (a smooth step for y = 0 or y = n), where Gauss-Hermite converges slowly (errors ~1e-3 with
+    13 nodes at sigma = 3); there ``_window_integrals`` integrates on eta instead. Each element
+    takes one path by its own sigma, so batches cannot change results.
     """
+    shape = np.broadcast_shapes(np.shape(beta), np.shape(sigma), np.shape(y), np.shape(n))
+    y_arr, n_arr = np.broadcast_arrays(np.asarray(y, float), np.asarray(n, float))
+    # The eta-window nodes depend on (y, n) only: tabulate them once per distinct group.
+    table = _LikelihoodWindow(y_arr.reshape(-1), n_arr.reshape(-1))
+    table_row = np.broadcast_to(np.arange(y_arr.size).reshape(y_arr.shape), shape).reshape(-1)
+    beta, sigma, y, n = (np.broadcast_to(np.asarray(a, float), shape).reshape(-1) for a in (beta, sigma, y, n))
+    if u_start is not None:
+        u_start = np.broadcast_to(u_start, shape).reshape(-1)
+    window = (sigma >= WINDOW_MIN_SIGMA) & (n > 0)
+    wanted = np.ones(beta.size, dtype=bool) if keep is None else np.broadcast_to(keep, shape).reshape(-1)
+    out = [np.zeros(beta.size) for _ in range(5)]
+    for use_window in (False, True):
+        idx = np.nonzero((window == use_window) & wanted)[0]
+        if idx.size == 0:
+            continue
+        if use_window:
+            values = table.integrals(table_row[idx], beta[idx], sigma[idx])
+        else:
+            start = None if u_start is None else u_start[idx]
+            values = _adaptive_gauss_hermite(beta[idx], sigma[idx], y[idx], n[idx], n_nodes, start)
+        for target, value in zip(out, values):
+            target[idx] = value
+    return GroupIntegrals(*(value.reshape(shape) for value in out))
+
+
+def _adaptive_gauss_hermite(beta, sigma, y, n, n_nodes, u_start):
+    """Adaptive Gauss-Hermite on u, centred at the conditional mode, scaled by the conditional SD."""
     u_mode, _ = conditional_modes(beta, sigma, y, n, u_start)
-    h_mode, eta_mode = _penalised_loglik(beta, sigma, u_mode, y, n)
-    p_mode = expit(eta_mode)
+    eta_mode = beta + sigma * u_mode
+    softplus_mode, p_mode = _softplus_and_expit(eta_mode)
+    h_mode = y * eta_mode - n * softplus_mode - 0.5 * u_mode * u_mode
     scale = 1.0 / np.sqrt(1.0 + sigma * sigma * n * p_mode * (1.0 - p_mode))
     nodes, log_weights = gauss_hermite_rule(n_nodes)
-    offset = np.sqrt(2.0) * scale[..., None] * nodes  # u - u_mode at each node
-    h, eta = _penalised_loglik(
-        beta[..., None] if np.ndim(beta) else beta, sigma[..., None] if np.ndim(sigma) else sigma,
-        u_mode[..., None] + offset, y[..., None], n[..., None],
+    offset = np.sqrt(2.0) * scale[:, None] * nodes  # u - u_mode at each node
+    eta = eta_mode[:, None] + sigma[:, None] * offset
+    softplus, p = _softplus_and_expit(eta)
+    # h(u) - h(u_mode), written in differences so nothing large cancels.
+    log_terms = log_weights + (
+        y[:, None] * sigma[:, None] * offset - n[:, None] * (softplus - softplus_mode[:, None])
+        - offset * (u_mode[:, None] + 0.5 * offset)
     )
-    log_terms = log_weights + (h - h_mode[..., None])
-    # Relative to the mode the terms are O(1), so no max-shift is needed before exp.
     terms = np.exp(log_terms)
     total = terms.sum(axis=-1)
-    log_integral = h_mode + np.log(scale) + np.log(total) - 0.5 * np.log(np.pi)
-    weights = terms / total[..., None]
-    p = expit(eta)
+    weights = terms / total[:, None]
     shift_mean = (weights * offset).sum(axis=-1)
     shift_second = (weights * offset * offset).sum(axis=-1)
-    sigma_b = np.broadcast_to(sigma, u_mode.shape)
-    return GroupIntegrals(
-        log_integral=log_integral,
-        p_mean=(weights * p).sum(axis=-1),
-        p_second_moment=(weights * p * p).sum(axis=-1),
-        eta_mean=eta_mode + sigma_b * shift_mean,
-        eta_var=np.maximum(sigma_b * sigma_b * (shift_second - shift_mean * shift_mean), 0.0),
-    ), u_mode
+    return (
+        h_mode + np.log(scale) + np.log(total) - 0.5 * np.log(np.pi),
+        (weights * p).sum(axis=-1),
+        (weights * p * p).sum(axis=-1),
+        eta_mode + sigma * shift_mean,
+        np.maximum(sigma * sigma * (shift_second - shift_mean * shift_mean), 0.0),
+    )
 
 
-def mixture_quantile(weights, means, sds, prob, tol=1e-10, max_iter=100):
+class _LikelihoodWindow:
+    """Gauss-Legendre nodes on eta for int N(eta; beta, sigma^2) L(eta) d eta, L = expit^y expit(-.)^(n-y).
+
+    The window is where log L is within ``WINDOW_DROP`` of its maximum; its ends come from tangent
+    lines of the concave log L one unit either side of the peak logit(y / n). Two panels split at
+    the peak use eta = peak + sinh(v), so the exponential tails of L become double-exponential in v
+    and Gauss-Legendre needs few nodes (Takahasi & Mori 1974, the DE transformation). For y = n
+    the likelihood tends to 1 as eta -> inf; above a = log(n) + 25 it is within e^-25 of 1, so that
+    tail is the normal's closed-form partial moments. y = 0 is the mirror image (eta -> -eta).
+    With sigma >= 1 the normal factor is smooth on the window, so the nodes need not depend on it.
+    """
+
+    def __init__(self, y, n):
+        self.all_failed = y == 0
+        y = np.where(self.all_failed, n, y)
+        self.all_success = y == n
+        interior = ~self.all_success
+        with np.errstate(divide="ignore", invalid="ignore"):
+            peak = np.where(interior, np.log(y / (n - y)), np.log(np.maximum(n, 1.0)))
+
+            def loglik(eta):
+                return y * eta - n * _softplus_and_expit(eta)[0]
+
+            top = np.where(interior, loglik(peak), 0.0)
+            ends = []
+            for side in (-1.0, 1.0):
+                anchor = peak + side
+                ends.append(anchor - (WINDOW_DROP + loglik(anchor) - top) / (y - n * expit(anchor)))
+        # y = n: expit(eta)^n <= e^(n eta) below 0, within e^-25 of 1 above log(n) + 25.
+        lower = np.where(self.all_success, -WINDOW_DROP / np.maximum(n, 1.0), ends[0])
+        upper = np.where(self.all_success, peak + WINDOW_DROP, ends[1])
+        upper = np.where(n > 0, upper, lower + 1.0)  # padding rows: any finite window
+
+        x, w = np.polynomial.legendre.leggauss(WINDOW_NODES)
+        v_lower, v_upper = np.arcsinh(lower - peak), np.arcsinh(upper - peak)
+        v = np.concatenate([0.5 * v_lower[:, None] * (1.0 - x), 0.5 * v_upper[:, None] * (x + 1.0)], axis=1)
+        self.eta = peak[:, None] + np.sinh(v)
+        jacobian = np.cosh(v) * np.concatenate([-0.5 * v_lower[:, None] * w, 0.5 * v_upper[:, None] * w], axis=1)
+        softplus, self.p = _softplus_and_expit(self.eta)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.log_weight = np.log(jacobian) + y[:, None] * self.eta - n[:, None] * softplus
+        self.upper = upper
+
+    def integrals(self, row, beta, sigma):
+        """(log I, E p, E p^2, E eta, Var eta) for table rows ``row`` at (beta, sigma), sigma >= 1."""
+        all_failed, all_success = self.all_failed[row], self.all_success[row]
+        beta = np.where(all_failed, -beta, beta)
+        eta, p, upper = self.eta[row], self.p[row], self.upper[row]
+        z = (eta - beta[:, None]) / sigma[:, None]
+        log_terms = self.log_weight[row] - 0.5 * z * z
+        z_upper = (upper - beta) / sigma
+        with np.errstate(divide="ignore"):
+            log_tail = np.where(all_success, log_ndtr(-z_upper) + 0.5 * np.log(2.0 * np.pi) + np.log(sigma), -np.inf)
+        shift = np.maximum(log_terms.max(axis=1), log_tail)
+        terms = np.exp(log_terms - shift[:, None])
+        # Tail (eta > upper, y = n) moments of the normal, in units of the 1/(sqrt(2 pi) sigma) factor.
+        tail = np.exp(log_tail - shift)
+        tail_density = np.where(all_success, sigma * sigma * np.exp(-0.5 * z_upper * z_upper - shift), 0.0)
+        total = terms.sum(axis=1) + tail
+        p_mean = ((terms * p).sum(axis=1) + tail) / total
+        p_second = ((terms * p * p).sum(axis=1) + tail) / total
+        eta_mean = ((terms * eta).sum(axis=1) + beta * tail + tail_density) / total
+        eta_second = ((terms * eta * eta).sum(axis=1) + (beta * beta + sigma * sigma) * tail
+                      + (upper + beta) * tail_density) / total
+        return (
+            np.log(total) + shift - np.log(np.sqrt(2.0 * np.pi) * sigma),
+            np.where(all_failed, 1.0 - p_mean, p_mean),
+            np.where(all_failed, 1.0 - 2.0 * p_mean + p_second, p_second),
+            np.where(all_failed, -eta_mean, eta_mean),
+            np.maximum(eta_second - eta_mean * eta_mean, 0.0),
+        )
+
+
+def mixture_quantile(weights, means, sds, prob, tol=1e-10, max_iter=200):
     """Quantile of sum_k weights_k N(means_k, sds_k^2), solved along the last axis.
 
     Parameters
@@ -101,7 +215,7 @@ def mixture_quantile(weights, means, sds, prob, tol=1e-10, max_iter=100):
     weights : ndarray (..., K)
         Mixture weights summing to one along the last axis.
     means, sds : ndarray (..., K)
-        Component means and SDs (sds > 0).
+        Component means and SDs (sds >= 0).
     prob : float
         Target probability in (0, 1).
 
@@ -109,35 +223,38 @@ def mixture_quantile(weights, means, sds, prob, tol=1e-10, max_iter=100):
     -------
     ndarray (...)
         The root c of F(c) = prob, F the mixture CDF, by Newton's method safeguarded with bisection
-        on the bracket [min(means - 10 sds), max(means + 10 sds)]; each element stops on its own.
+        on the bracket [min(means - 10 sds), max(means + 10 sds)]. Components can be very narrow
+        (sigma nodes near 0), where Newton crawls, so a step that fails to halve |F(c) - prob|
+        is followed by bisection; each element stops on its own once |F(c) - prob| <= 1e-12 or
+        the bracket is below ``tol``.
     """
+    sds = np.maximum(sds, 1e-300)
     lower = (means - 10.0 * sds).min(axis=-1)
     upper = (means + 10.0 * sds).max(axis=-1)
     mix_mean = (weights * means).sum(axis=-1)
     mix_var = (weights * (sds * sds + means * means)).sum(axis=-1) - mix_mean**2
-    from scipy.special import ndtri
-
     point = np.clip(mix_mean + ndtri(prob) * np.sqrt(np.maximum(mix_var, 0.0)), lower, upper)
     active = np.ones(point.shape, dtype=bool)
+    previous_excess = np.full(point.shape, np.inf)
     for _ in range(max_iter):
         idx = np.nonzero(active)
         if idx[0].size == 0:
             break
-        c = point[idx][..., None]
-        z = (c - means[idx]) / sds[idx]
+        c = point[idx]
+        z = (c[..., None] - means[idx]) / sds[idx]
         w = weights[idx]
-        cdf = (w * ndtr(z)).sum(axis=-1) - prob
+        excess = (w * ndtr(z)).sum(axis=-1) - prob
         density = (w * np.exp(-0.5 * z * z) / (np.sqrt(2.0 * np.pi) * sds[idx])).sum(axis=-1)
-        c = c[..., 0]
-        lo = np.where(cdf < 0.0, c, lower[idx])
-        hi = np.where(cdf < 0.0, upper[idx], c)
+        lo = np.where(excess < 0.0, c, lower[idx])
+        hi = np.where(excess < 0.0, upper[idx], c)
         lower[idx], upper[idx] = lo, hi
         with np.errstate(divide="ignore", invalid="ignore"):
-            newton = c - cdf / density
-        bad = ~((newton > lo) & (newton < hi))
-        new = np.where(bad, 0.5 * (lo + hi), newton)
-        point[idx] = new
-        done = (np.abs(new - c) <= tol * (1.0 + np.abs(c))) | (cdf == 0.0) | (hi - lo <= tol)
-        sub = tuple(ix[done] for ix in idx)
-        active[sub] = False
+            newton = c - excess / density
+        slow = np.abs(excess) > 0.5 * previous_excess[idx]
+        previous_excess[idx] = np.abs(excess)
+        bisect = ~((newton > lo) & (newton < hi)) | slow
+        point[idx] = np.where(bisect, 0.5 * (lo + hi), newton)
+        done = (np.abs(excess) <= 1e-12) | (hi - lo <= tol * (1.0 + np.abs(c)))
+        point[idx] = np.where(np.abs(excess) <= 1e-12, c, point[idx])
+        active[tuple(ix[done] for ix in idx)] = False
     return point

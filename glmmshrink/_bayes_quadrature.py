@@ -104,31 +104,54 @@ def group_integrals(beta, sigma, y, n, n_nodes, u_start=None, keep=None):
     return GroupIntegrals(*(value.reshape(shape) for value in out))
 
 
+CENTRE_NEWTON_STEPS = 2  # Newton steps from the warm start that place each group's rule
+
+
+def _centre(beta, sigma, y, n, u_start):
+    """Centre of the adaptive rule: a fixed number of Newton steps towards the conditional mode.
+
+    The Gauss-Hermite rule is valid for any centre and scale; centring it at the exact mode only
+    makes it most accurate there. From the warm start (the PIRLS mode at the beta node's centre,
+    moved by the mode's first-order sensitivity) a few Newton steps on the score
+    sigma (y - n p) - u reach the mode to far below the rule's own error, with no per-element
+    convergence test and gathers. Without a warm start the full solve is used.
+    """
+    if u_start is None:
+        return conditional_modes(beta, sigma, y, n, None)[0]
+    u = np.clip(u_start, sigma * (y - n), sigma * y)
+    for _ in range(CENTRE_NEWTON_STEPS):
+        p = expit(beta + sigma * u)
+        u = np.clip(u + (sigma * (y - n * p) - u) / (1.0 + sigma * sigma * n * p * (1.0 - p)),
+                    sigma * (y - n), sigma * y)
+    return u
+
+
 def _adaptive_gauss_hermite(beta, sigma, y, n, n_nodes, u_start):
     """Adaptive Gauss-Hermite on u, centred at the conditional mode, scaled by the conditional SD."""
-    u_mode, _ = conditional_modes(beta, sigma, y, n, u_start)
+    u_mode = _centre(beta, sigma, y, n, u_start)
     eta_mode = beta + sigma * u_mode
     softplus_mode, p_mode = _softplus_and_expit(eta_mode)
     h_mode = y * eta_mode - n * softplus_mode - 0.5 * u_mode * u_mode
     scale = 1.0 / np.sqrt(1.0 + sigma * sigma * n * p_mode * (1.0 - p_mode))
     nodes, log_weights = gauss_hermite_rule(n_nodes)
-    offset = np.sqrt(2.0) * scale[:, None] * nodes  # u - u_mode at each node
-    eta = eta_mode[:, None] + sigma[:, None] * offset
+    step = np.sqrt(2.0) * scale  # u - u_mode = step * node
+    eta = eta_mode[:, None] + (sigma * step)[:, None] * nodes
     softplus, p = _softplus_and_expit(eta)
     # h(u) - h(u_mode), written in differences so nothing large cancels.
-    log_terms = log_weights + (
-        y[:, None] * sigma[:, None] * offset - n[:, None] * (softplus - softplus_mode[:, None])
-        - offset * (u_mode[:, None] + 0.5 * offset)
-    )
-    terms = np.exp(log_terms)
+    log_terms = n[:, None] * (softplus_mode[:, None] - softplus)
+    log_terms += ((y * sigma - u_mode) * step)[:, None] * nodes
+    log_terms += log_weights - (0.5 * step * step)[:, None] * (nodes * nodes)
+    terms = np.exp(log_terms, out=log_terms)
     total = terms.sum(axis=-1)
-    weights = terms / total[:, None]
-    shift_mean = (weights * offset).sum(axis=-1)
-    shift_second = (weights * offset * offset).sum(axis=-1)
+    shift_mean = step * (terms * nodes).sum(axis=-1) / total
+    shift_second = step * step * (terms * (nodes * nodes)).sum(axis=-1) / total
+    terms *= p
+    p_mean = terms.sum(axis=-1) / total
+    terms *= p
     return (
         h_mode + np.log(scale) + np.log(total) - 0.5 * np.log(np.pi),
-        (weights * p).sum(axis=-1),
-        (weights * p * p).sum(axis=-1),
+        p_mean,
+        terms.sum(axis=-1) / total,
         eta_mode + sigma * shift_mean,
         np.maximum(sigma * sigma * (shift_second - shift_mean * shift_mean), 0.0),
     )
@@ -176,28 +199,38 @@ class _LikelihoodWindow:
         with np.errstate(divide="ignore", invalid="ignore"):
             self.log_weight = np.log(jacobian) + y[:, None] * self.eta - n[:, None] * softplus
         self.upper = upper
+        self.moments = np.stack([np.ones_like(self.p), self.p, self.p * self.p, self.eta, self.eta * self.eta], axis=-1)
 
     def integrals(self, row, beta, sigma):
-        """(log I, E p, E p^2, E eta, Var eta) for table rows ``row`` at (beta, sigma), sigma >= 1."""
+        """(log I, E p, E p^2, E eta, Var eta) for table rows ``row`` at (beta, sigma), sigma >= 1.
+
+        The node sums of every element on one table row are one matrix product with that row's
+        (nodes, 5) table of 1, p, p^2, eta, eta^2; its shape depends on the row's own elements
+        only, so a replicate's numbers do not depend on the other replicates in the call.
+        """
         all_failed, all_success = self.all_failed[row], self.all_success[row]
         beta = np.where(all_failed, -beta, beta)
-        eta, p, upper = self.eta[row], self.p[row], self.upper[row]
-        z = (eta - beta[:, None]) / sigma[:, None]
+        upper = self.upper[row]
+        z = (self.eta[row] - beta[:, None]) / sigma[:, None]
         log_terms = self.log_weight[row] - 0.5 * z * z
         z_upper = (upper - beta) / sigma
         with np.errstate(divide="ignore"):
             log_tail = np.where(all_success, log_ndtr(-z_upper) + 0.5 * np.log(2.0 * np.pi) + np.log(sigma), -np.inf)
         shift = np.maximum(log_terms.max(axis=1), log_tail)
         terms = np.exp(log_terms - shift[:, None])
+        sums = np.empty((row.size, 5))
+        order = np.argsort(row, kind="stable")
+        bounds = np.flatnonzero(np.diff(row[order])) + 1
+        for members in np.split(order, bounds):
+            sums[members] = terms[members] @ self.moments[row[members[0]]]
         # Tail (eta > upper, y = n) moments of the normal, in units of the 1/(sqrt(2 pi) sigma) factor.
         tail = np.exp(log_tail - shift)
         tail_density = np.where(all_success, sigma * sigma * np.exp(-0.5 * z_upper * z_upper - shift), 0.0)
-        total = terms.sum(axis=1) + tail
-        p_mean = ((terms * p).sum(axis=1) + tail) / total
-        p_second = ((terms * p * p).sum(axis=1) + tail) / total
-        eta_mean = ((terms * eta).sum(axis=1) + beta * tail + tail_density) / total
-        eta_second = ((terms * eta * eta).sum(axis=1) + (beta * beta + sigma * sigma) * tail
-                      + (upper + beta) * tail_density) / total
+        total = sums[:, 0] + tail
+        p_mean = (sums[:, 1] + tail) / total
+        p_second = (sums[:, 2] + tail) / total
+        eta_mean = (sums[:, 3] + beta * tail + tail_density) / total
+        eta_second = (sums[:, 4] + (beta * beta + sigma * sigma) * tail + (upper + beta) * tail_density) / total
         return (
             np.log(total) + shift - np.log(np.sqrt(2.0 * np.pi) * sigma),
             np.where(all_failed, 1.0 - p_mean, p_mean),

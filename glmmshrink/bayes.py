@@ -51,7 +51,7 @@ class QuadratureRule:
     posteriors that this rule does not resolve.
     """
 
-    sigma_near_zero: int = 8  # Gauss-Legendre nodes in sigma on [0, sigma_L]
+    sigma_near_zero: int = 5  # Gauss-Legendre nodes in sigma on [0, sigma_L]
     log_sigma_tail: int = 10  # Gauss-Legendre nodes in log sigma on each tail panel
     log_sigma_bulk: int = 18  # ... on the bulk panel, mode -+ bulk_halfwidth SDs
     bulk_halfwidth: float = 3.5
@@ -59,7 +59,7 @@ class QuadratureRule:
     group: int = 11  # adaptive Gauss-Hermite nodes per group
     left_drop: float = 14.0  # log-density drop that ends the log-sigma panels on the left
     right_drop: float = 25.0  # ... and on the right
-    prune_drop: float = 30.0  # skip outer nodes this far (log scale) below the peak, by Laplace
+    prune_drop: float = 25.0  # skip outer nodes this far (log scale) below the peak, by Laplace
     chunk: int = 32  # replicates per block (memory only; results do not depend on it)
 
 

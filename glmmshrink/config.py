@@ -18,8 +18,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-import jsonschema
-
 
 def _format_number(value: float) -> str:
     """Shortest round-trip text of a number, without a trailing '.0' (1.0 -> '1', 0.25 -> '0.25')."""
@@ -120,14 +118,16 @@ def _key_path(path) -> str:
 
 
 def _schema_errors(config: Mapping, schema: Mapping) -> list[str]:
-    validator = jsonschema.Draft7Validator(schema)
+    import jsonschema  # only the Snakefile validates; fitting jobs skip this import
+
+    validator = jsonschema.validators.validator_for(schema)(schema)
     messages = []
     for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path))):
         # For anyOf/oneOf, report the branch that got furthest; its schema has the description.
         best = jsonschema.exceptions.best_match([error]) if error.context else error
         description = best.schema.get("description") or error.schema.get("description")
         allowed = f" (allowed: {description})" if description else ""
-        messages.append(f"config key '{_key_path(error.absolute_path)}': {best.message}{allowed}")
+        messages.append(f"config key '{_key_path(best.absolute_path)}': {best.message}{allowed}")
     return messages
 
 

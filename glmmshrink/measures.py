@@ -155,7 +155,8 @@ def replicate_slopes(estimates, observed) -> np.ndarray:
     spread = np.sum(observed_dev * observed_dev, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         slopes = np.sum(observed_dev * estimate_dev, axis=1) / spread
-    return np.where(spread > 0, slopes, np.nan)
+    varies = observed.max(axis=1) > observed.min(axis=1)
+    return np.where(varies, slopes, np.nan)
 
 
 def mean_with_mcse(values) -> Measure:

@@ -109,3 +109,64 @@ def _fit_agq(y, n, options) -> MethodFit:
     from glmmshrink import fit_glmm
 
     return _from_glmm_fit(fit_glmm(y, n, nagq=int(options["nagq"])))
+
+
+def _failed_fit(n_groups: int) -> MethodFit:
+    missing = np.full((1, n_groups), np.nan)
+    return MethodFit(
+        beta_hat=np.full(1, np.nan),
+        sigma_hat=np.full(1, np.nan),
+        p_hat=missing,
+        b=missing,
+        b_sd=missing,
+        converged=np.zeros(1, bool),
+        singular=np.zeros(1, bool),
+        separated=np.zeros(1, bool),
+    )
+
+
+def stack_fits(fits) -> MethodFit:
+    """Concatenate MethodFits along the replicate axis; extras missing from a part become NaN."""
+
+    def extras(attribute, shape_of):
+        names = sorted({name for fit in fits for name in getattr(fit, attribute)})
+        return {
+            name: np.concatenate([
+                getattr(fit, attribute).get(name, np.full(shape_of(fit), np.nan)) for fit in fits
+            ])
+            for name in names
+        }
+
+    fields = ("beta_hat", "sigma_hat", "p_hat", "b", "b_sd", "converged", "singular", "separated")
+    return MethodFit(
+        **{name: np.concatenate([getattr(fit, name) for fit in fits]) for name in fields},
+        extra_replicate=extras("extra_replicate", lambda fit: fit.beta_hat.shape),
+        extra_group=extras("extra_group", lambda fit: fit.p_hat.shape),
+    )
+
+
+def fit_safely(method_name: str, options, y, n) -> tuple[MethodFit, list[str]]:
+    """Fit counts (R, G) with a registered method, never raising.
+
+    If the batch raises, each replicate is refitted alone; a replicate that still raises gets NaN
+    estimates, all flags False, and the exception text as its error (others get "").
+    """
+    method = METHODS[method_name]
+    try:
+        return method.fit(y, n, options), [""] * y.shape[0]
+    except Exception:  # noqa: BLE001 -- a failing replicate is data, not a crash
+        pass
+    fits, errors = [], []
+    for row in range(y.shape[0]):
+        try:
+            fits.append(method.fit(y[row : row + 1], n[row : row + 1], options))
+            errors.append("")
+        except Exception as error:  # noqa: BLE001
+            fits.append(_failed_fit(y.shape[1]))
+            errors.append(f"{type(error).__name__}: {error}")
+    return stack_fits(fits), errors
+
+
+def fit_batch(y, n, method_options: Mapping[str, Mapping[str, Any]]):
+    """Every method on one batch: {method: (MethodFit, errors)}. One joblib task."""
+    return {name: fit_safely(name, options, y, n) for name, options in method_options.items()}

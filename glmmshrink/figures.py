@@ -1,0 +1,122 @@
+"""Figures of the study's summary tables (matplotlib, Agg backend; no pyplot state is kept).
+
+Each function takes the summary tables (``results/summary/*.parquet``) and returns a Figure.
+Error bars are +-1.96 Monte Carlo SEs.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+MCSE_Z = 1.96
+METHOD_COLORS = {"raw": "0.45", "laplace": "C0", "agq": "C1", "bayes": "C2"}
+
+
+def _color(method: str) -> str:
+    return METHOD_COLORS.get(method, "C3")
+
+
+def _series_label(row) -> str:
+    return f"sd={row.re_sd:g}, I={row.n_groups}, p0={row.p0:g}"
+
+
+def _x_trials(frame: pd.DataFrame) -> pd.Series:
+    # Unbalanced cells sit at their mean group size.
+    return (frame["n_trials_min"] + frame["n_trials_max"]) / 2
+
+
+def shrinkage_curves(shrinkage_curve: pd.DataFrame) -> plt.Figure:
+    """Mean estimate vs observed proportion, facets J (columns) x sd (rows), balanced cells."""
+    balanced = shrinkage_curve[shrinkage_curve["n_trials_min"] == shrinkage_curve["n_trials_max"]]
+    trials = sorted(balanced["n_trials_min"].unique())
+    sds = sorted(balanced["re_sd"].unique())
+    figure, axes = plt.subplots(
+        len(sds), len(trials), figsize=(2.3 * len(trials) + 1, 2.3 * len(sds) + 0.9),
+        sharex=True, sharey=True, squeeze=False, layout="constrained",
+    )
+    designs = balanced[["n_groups", "p0"]].drop_duplicates().sort_values(["n_groups", "p0"])
+    styles = {
+        (design.n_groups, design.p0): style
+        for style, design in zip(["-", "--", "-.", ":"], designs.itertuples(index=False))
+    }
+    for (sd, n_trials), panel in balanced.groupby(["re_sd", "n_trials_min"]):
+        axis = axes[sds.index(sd), trials.index(n_trials)]
+        axis.plot([0, 1], [0, 1], color="k", lw=0.7, ls=":")
+        for (method, n_groups, p0), curve in panel.groupby(["method", "n_groups", "p0"]):
+            label = method if len(styles) == 1 else f"{method}, I={n_groups}, p0={p0:g}"
+            axis.plot(curve["mean_proportion"], curve["mean_estimate"], ls=styles[(n_groups, p0)],
+                      marker=".", ms=3, lw=1, color=_color(method), label=label)
+        axis.set_title(f"J={n_trials}, sd={sd:g}", fontsize=8)
+    legend_entries = {}
+    for axis in axes.ravel():
+        if not axis.has_data():
+            axis.set_visible(False)
+        for handle, label in zip(*axis.get_legend_handles_labels()):
+            legend_entries.setdefault(label, handle)
+    figure.legend(legend_entries.values(), legend_entries.keys(), loc="outside upper center",
+                  ncols=min(len(legend_entries), 6), fontsize=8)
+    figure.supxlabel("observed proportion y/n")
+    figure.supylabel("mean estimate of p")
+    return figure
+
+
+def _per_method_panels(frame: pd.DataFrame, value, error, ylabel, reference=None) -> plt.Figure:
+    methods = list(dict.fromkeys(frame["method"]))
+    figure, axes = plt.subplots(1, max(len(methods), 1), figsize=(4.2 * max(len(methods), 1), 3.4),
+                                sharey=True, squeeze=False)
+    for axis, method in zip(axes[0], methods):
+        subset = frame[frame["method"] == method].assign(x=_x_trials)
+        if reference is not None:
+            axis.axhline(reference, color="k", lw=0.7, ls=":")
+        series = subset[["re_sd", "n_groups", "p0"]].drop_duplicates().sort_values(["re_sd", "n_groups", "p0"])
+        for index, design in enumerate(series.itertuples(index=False)):
+            rows = subset[(subset["re_sd"] == design.re_sd) & (subset["n_groups"] == design.n_groups)
+                          & (subset["p0"] == design.p0)]
+            for balanced, marker, line in ((True, "o", "-"), (False, "s", "none")):
+                part = rows[(rows["n_trials_min"] == rows["n_trials_max"]) == balanced].sort_values("x")
+                if part.empty:
+                    continue
+                label = _series_label(design) + ("" if balanced else " (unbalanced)")
+                axis.errorbar(part["x"], part[value], yerr=MCSE_Z * part[error].fillna(0),
+                              marker=marker, ms=3.5, ls=line, lw=1, capsize=2,
+                              color=f"C{index % 10}", label=label)
+        axis.set_xscale("log")
+        ticks = sorted(subset["x"].unique())
+        axis.set_xticks(ticks, [f"{tick:g}" for tick in ticks])
+        axis.minorticks_off()
+        axis.set_title(method)
+        axis.set_xlabel("trials per group J (log scale)")
+        axis.legend(fontsize=6)
+    axes[0, 0].set_ylabel(ylabel)
+    figure.tight_layout()
+    return figure
+
+
+def sigma_bias(performance: pd.DataFrame) -> plt.Figure:
+    """Bias of sigma-hat vs J for each sd, one panel per method, +-1.96 MCSE bars."""
+    rows = performance[(performance["estimand"] == "sigma") & (performance["measure"] == "bias")]
+    return _per_method_panels(rows, "value", "mcse", "bias of sigma-hat", reference=0.0)
+
+
+def singular_rate(fit_flags: pd.DataFrame, hyperparameter_methods) -> plt.Figure:
+    """Share of singular fits (sigma-hat = 0) vs J for each sd, one panel per method."""
+    rows = fit_flags[(fit_flags["flag"] == "singular") & fit_flags["method"].isin(hyperparameter_methods)]
+    return _per_method_panels(rows, "rate", "rate_mcse", "singular-fit rate")
+
+
+def rmse_ratio(performance: pd.DataFrame) -> plt.Figure:
+    """RMSE of shrunk group estimates over the raw proportion's RMSE, vs J for each sd."""
+    rows = performance[(performance["measure"] == "rmse_ratio_vs_raw") & (performance["method"] != "raw")]
+    return _per_method_panels(rows, "value", "mcse", "RMSE(method) / RMSE(raw) of p_i", reference=1.0)
+
+
+def save(figure: plt.Figure, png_path, pdf_path) -> None:
+    figure.savefig(png_path, dpi=130)
+    figure.savefig(pdf_path)
+    plt.close(figure)

@@ -1,0 +1,200 @@
+"""Per-cell x method performance summaries of the study, from the replicate and group tables.
+
+Tables (see the README for every column):
+
+- ``cells``: one row per cell with its parameters and true beta and sigma;
+- ``performance``: long table of measures (bias, EmpSE, RMSE of beta-hat and sigma-hat; RMSE of
+  group estimates and its ratio to raw; shrinkage slope), each with MCSE and replicates used;
+- ``fit_flags``: counts and rates of non-convergence, singular fits, separation, fit errors;
+- ``shrinkage_curve``: mean estimate and mean true p per observed proportion (or bin of it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from glmmshrink import measures
+from glmmshrink.config import Cell
+from glmmshrink.methods import METHODS
+
+FLAGS = {
+    "nonconverged": lambda table: ~table["converged"],
+    "singular": lambda table: table["singular"],
+    "separated": lambda table: table["separated"],
+    "fit_error": lambda table: table["fit_error"] != "",
+}
+
+
+def cell_row(cell: Cell, replicates: int) -> dict:
+    return {
+        "cell": cell.name,
+        "cell_key": cell.key,
+        **cell.parameters(),
+        "balanced": cell.balanced,
+        "beta_true": cell.beta_true,
+        "sigma_true": float(cell.re_sd),
+        "replicates": replicates,
+    }
+
+
+def _measure_row(method, estimand, measure_name, measure: measures.Measure) -> dict:
+    return {
+        "method": method,
+        "estimand": estimand,
+        "measure": measure_name,
+        "value": measure.value,
+        "mcse": measure.mcse,
+        "n_used": measure.n_used,
+    }
+
+
+def _group_matrix(groups: pd.DataFrame, column: str, n_groups: int) -> np.ndarray:
+    """Column of a (replicate, group)-sorted group table as an (R, G) array."""
+    return groups[column].to_numpy(np.float64).reshape(-1, n_groups)
+
+
+def performance_rows(cell: Cell, replicates: pd.DataFrame, groups: pd.DataFrame) -> list[dict]:
+    rows = []
+    by_method = {name: table for name, table in groups.groupby("method", sort=False)}
+    raw_mse = _raw_mse(groups, cell)
+    for method, table in replicates.groupby("method", sort=False):
+        spec = METHODS.get(method)
+        if spec is None or spec.estimates_hyperparameters:
+            for estimand, truth in (("beta", cell.beta_true), ("sigma", cell.re_sd)):
+                estimates = table[f"{estimand}_hat"].to_numpy(np.float64)
+                rows.append(_measure_row(method, estimand, "bias", measures.bias(estimates, truth)))
+                rows.append(_measure_row(method, estimand, "empse", measures.empirical_se(estimates)))
+                rows.append(_measure_row(method, estimand, "rmse", measures.rmse(estimates, truth)))
+        group_table = by_method[method]
+        p_hat = _group_matrix(group_table, "p_hat", cell.n_groups)
+        p_true = _group_matrix(group_table, "p_true", cell.n_groups)
+        p_raw = _group_matrix(group_table, "p_raw", cell.n_groups)
+        method_mse = measures.replicate_mse(p_hat, p_true)
+        rows.append(_measure_row(method, "p", "rmse", measures.rmse_of_replicate_mse(method_mse)))
+        rows.append(_measure_row(method, "p", "rmse_ratio_vs_raw", measures.rmse_ratio(method_mse, raw_mse)))
+        slopes = measures.replicate_slopes(p_hat, p_raw)
+        rows.append(_measure_row(method, "p", "shrinkage_slope", measures.mean_with_mcse(slopes)))
+    return rows
+
+
+def _raw_mse(groups: pd.DataFrame, cell: Cell) -> np.ndarray:
+    # Every method's rows carry p_raw, so the raw proportion's error needs no "raw" method.
+    first = groups[groups["method"] == groups["method"].iloc[0]]
+    return measures.replicate_mse(
+        _group_matrix(first, "p_raw", cell.n_groups), _group_matrix(first, "p_true", cell.n_groups)
+    )
+
+
+def flag_rows(replicates: pd.DataFrame) -> list[dict]:
+    rows = []
+    for method, table in replicates.groupby("method", sort=False):
+        for flag, select in FLAGS.items():
+            events = select(table).to_numpy(bool)
+            rate = measures.proportion(events)
+            rows.append({
+                "method": method,
+                "flag": flag,
+                "count": int(events.sum()),
+                "replicates": int(events.size),
+                "rate": rate.value,
+                "rate_mcse": rate.mcse,
+            })
+    return rows
+
+
+def _clustered_ratio(sums: np.ndarray, counts: np.ndarray):
+    """Ratio estimator sum_r(s_r)/sum_r(c_r) per bin (rows) with its replicate-clustered SE.
+
+    ``sums`` and ``counts`` are (bins, replicates). Vectorised form of
+    :func:`glmmshrink.measures.clustered_mean` (Cochran 1977, eq. 6.13): variance
+    R/(R - 1) * sum((s_r - mean c_r)^2) / (sum c_r)^2 over the R replicates with c_r > 0.
+    """
+    total = counts.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = sums.sum(axis=1) / total
+        squares = np.sum((sums - mean[:, None] * counts) ** 2, axis=1)
+        n_clusters = np.count_nonzero(counts, axis=1)
+        variance = n_clusters / (n_clusters - 1) * squares / total**2
+    return mean, np.where(n_clusters > 1, np.sqrt(variance), np.nan)
+
+
+def shrinkage_curve(cell: Cell, groups: pd.DataFrame, n_bins: int) -> pd.DataFrame:
+    """Mean estimate and mean true p for each observed proportion y/n (balanced cells) or each of
+    ``n_bins`` equal-width bins of it (unbalanced cells), with replicate-clustered MCSEs."""
+    frames = []
+    for method, table in groups.groupby("method", sort=True):
+        proportion = table["p_raw"].to_numpy(np.float64)
+        if cell.balanced:
+            bin_value = table["successes"].to_numpy(np.int64)
+        else:
+            bin_value = np.minimum((proportion * n_bins).astype(np.int64), n_bins - 1)
+        bins, bin_index = np.unique(bin_value, return_inverse=True)
+        _, replicate_index = np.unique(table["replicate"].to_numpy(), return_inverse=True)
+        n_replicates = replicate_index.max() + 1
+        slot = bin_index * n_replicates + replicate_index
+
+        def per_bin_and_replicate(weights):
+            totals = np.bincount(slot, weights=weights, minlength=bins.size * n_replicates)
+            return totals.reshape(bins.size, n_replicates)
+
+        estimate = table["p_hat"].to_numpy(np.float64)
+        finite = np.isfinite(estimate)
+        counts = per_bin_and_replicate(None)
+        mean_estimate, estimate_mcse = _clustered_ratio(
+            per_bin_and_replicate(np.where(finite, estimate, 0.0)),
+            per_bin_and_replicate(finite.astype(np.float64)),
+        )
+        mean_true, true_mcse = _clustered_ratio(
+            per_bin_and_replicate(table["p_true"].to_numpy(np.float64)), counts
+        )
+        in_bin = counts.sum(axis=1)
+        # A balanced cell's bin is the count y itself; an unbalanced cell's bins have width 1/n_bins.
+        denominator, width = (cell.n_trials_min, 0) if cell.balanced else (n_bins, 1)
+        frames.append(pd.DataFrame({
+            "method": method,
+            "bin": bins,
+            "proportion_low": bins / denominator,
+            "proportion_high": (bins + width) / denominator,
+            "mean_proportion": np.bincount(bin_index, weights=proportion) / in_bin,
+            "count": in_bin.astype(np.int64),
+            "n_estimates": np.bincount(bin_index, weights=finite, minlength=bins.size).astype(np.int64),
+            "mean_estimate": mean_estimate,
+            "mean_estimate_mcse": estimate_mcse,
+            "mean_true_p": mean_true,
+            "mean_true_p_mcse": true_mcse,
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def summarise_cell(cell: Cell, replicates: pd.DataFrame, groups: pd.DataFrame, n_bins: int = 10):
+    """All summary tables of one cell, each keyed by ``cell`` plus the cell's parameters.
+
+    ``replicates`` and ``groups`` are the concatenated chunk tables of the cell.
+    """
+    replicates = replicates.sort_values(["method", "replicate"], kind="stable")
+    groups = groups.sort_values(["method", "replicate", "group"], kind="stable")
+    n_replicates = replicates["replicate"].nunique()
+    keys = {"cell": cell.name, **cell.parameters()}
+
+    def keyed(frame: pd.DataFrame) -> pd.DataFrame:
+        return pd.concat(
+            [pd.DataFrame({k: [v] * len(frame) for k, v in keys.items()}), frame.reset_index(drop=True)],
+            axis=1,
+        )
+
+    return {
+        "cells": pd.DataFrame([cell_row(cell, n_replicates)]),
+        "performance": keyed(pd.DataFrame(performance_rows(cell, replicates, groups))),
+        "fit_flags": keyed(pd.DataFrame(flag_rows(replicates))),
+        "shrinkage_curve": keyed(shrinkage_curve(cell, groups, n_bins)),
+    }
+
+
+def combine(per_cell: list[dict]) -> dict[str, pd.DataFrame]:
+    """Concatenate per-cell summaries, rows ordered by cell name so grid order does not matter."""
+    tables = {}
+    for name in per_cell[0]:
+        table = pd.concat([summary[name] for summary in per_cell], ignore_index=True)
+        tables[name] = table.sort_values("cell", kind="stable").reset_index(drop=True)
+    return tables

@@ -1,0 +1,44 @@
+"""Snakemake entry point of rule fit_chunk; the work is glmmshrink.study.fit_chunk."""
+
+import logging
+import math
+import time
+
+from glmmshrink.config import Cell
+from glmmshrink.study import fit_chunk, write_parquet_atomic
+
+
+def main(smk) -> None:
+    logging.basicConfig(
+        filename=smk.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    log = logging.getLogger("fit_chunk")
+    cell = Cell(**smk.params.cell)
+    start, stop = int(smk.wildcards.start), int(smk.wildcards.stop)
+    n_jobs = smk.threads
+    # A few batches per worker keeps both workers busy and the progress log moving; the numbers
+    # do not depend on the batch size.
+    batch_size = max(1, min(250, math.ceil((stop - start) / (4 * n_jobs))))
+    log.info("cell %s (key %d): replicates %d-%d, methods %s, %d worker(s), batches of %d",
+             cell.name, cell.key, start, stop - 1, list(smk.params.methods), n_jobs, batch_size)
+    began = time.perf_counter()
+    replicates, groups = fit_chunk(
+        cell,
+        smk.params.seed,
+        start,
+        stop,
+        smk.params.methods,
+        smk.params.method_options,
+        n_jobs=n_jobs,
+        batch_size=batch_size,
+        progress=lambda done, total: log.info("%d/%d replicates done", done, total),
+    )
+    failures = sum(1 for error in replicates.column("fit_error").to_pylist() if error)
+    if failures:
+        log.warning("%d replicate fit(s) raised; kept with fit_error set", failures)
+    write_parquet_atomic(replicates, smk.output.replicates)
+    write_parquet_atomic(groups, smk.output.groups)
+    log.info("work time %.3f s", time.perf_counter() - began)
+
+
+main(snakemake)  # noqa: F821 -- injected by Snakemake's script directive

@@ -1,0 +1,106 @@
+"""Config validation, grid expansion and stable cell keys."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from glmmshrink.config import Cell, check_config, expand_grid
+from glmmshrink.methods import METHODS
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+
+
+def load(path):
+    return yaml.safe_load((ROOT / path).read_text())
+
+
+def check(config):
+    return check_config(config, SCHEMA, METHODS)
+
+
+def test_default_config_has_the_required_designs():
+    study = check(load("config.yaml"))
+    names = {cell.name for cell in study.cells}
+    assert "I30_J10_sd1_p0.7" in names  # the seed question
+    assert {f"I30_J{j}_sd0.7_p0.5" for j in (10, 20, 50)} <= names  # the seed answer
+    assert {f"I30_J{j}_sd{sd}_p0.5" for j in (5, 10, 20, 50, 100) for sd in ("0.25", "0.5", "1", "2")} <= names
+    assert any(not cell.balanced for cell in study.cells)
+    assert study.replicates >= 1000
+    assert set(study.methods) >= {"raw", "laplace", "agq"}
+
+
+def test_small_config_is_small():
+    study = check(load("tests/config_small.yaml"))
+    assert len(study.cells) == 4
+    assert study.replicates * len(study.cells) <= 200
+
+
+def test_cell_key_depends_on_values_not_spelling_or_position():
+    assert Cell(30, 10, 10, 1, 0.7).key == Cell(30, 10, 10, 1.0, 0.7).key
+    assert Cell(30, 10, 10, 1.0, 0.7).key != Cell(30, 10, 10, 1.0, 0.5).key
+    grid = load("config.yaml")["grid"]
+    forward = {cell.name: cell.key for cell in expand_grid(grid)}
+    backward = {cell.name: cell.key for cell in expand_grid(list(reversed(grid)))}
+    assert forward == backward
+    assert 0 <= min(forward.values()) and max(forward.values()) < 2**63
+
+
+def test_overlapping_blocks_give_each_cell_once():
+    block = {"n_groups": 30, "n_trials": [10, 20], "re_sd": 1, "p0": 0.5}
+    cells = expand_grid([block, {**block, "n_trials": 10}])
+    assert [cell.name for cell in cells] == ["I30_J10_sd1_p0.5", "I30_J20_sd1_p0.5"]
+
+
+def test_min_equal_max_is_the_balanced_cell():
+    (cell,) = expand_grid({"n_groups": 5, "n_trials": {"min": 8, "max": 8}, "re_sd": 1, "p0": 0.5})
+    assert cell.balanced and cell.name == "I5_J8_sd1_p0.5"
+
+
+def test_chunks_cover_the_replicates():
+    config = load("tests/config_small.yaml")
+    config.update(replicates=10, chunk_size=4)
+    assert check(config).chunks() == [(0, 4), (4, 8), (8, 10)]
+
+
+BAD = [
+    ({"replicates": -5}, "replicates", "integer >= 1"),
+    ({"chunk_size": 0}, "chunk_size", "integer >= 1"),
+    ({"seed": "abc"}, "seed", "integer >= 0"),
+    ({"replicates": "lots"}, "replicates", "integer >= 1"),
+    ({"seed": True}, "seed", "integer"),
+    ({"methods": ["raw", "lapalce"]}, "methods", "laplace"),
+    ({"method_options": {"agq": {"nagq": 0}}}, "method_options.agq.nagq", "integer >= 2"),
+    ({"replcates": 5}, "replcates", "not allowed"),
+]
+
+
+@pytest.mark.parametrize("change, key, allowed", BAD)
+def test_bad_top_level_values_name_the_key_and_the_allowed_values(change, key, allowed):
+    config = {**load("tests/config_small.yaml"), **change}
+    with pytest.raises(ValueError) as error:
+        check(config)
+    assert f"'{key}'" in str(error.value)
+    assert allowed in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "axis, value, key, allowed",
+    [
+        ("re_sd", -0.5, "grid[0].re_sd", ">= 0"),
+        ("p0", 1, "grid[0].p0", "strictly between 0 and 1"),
+        ("p0", [0.5, 0.0], "grid[0].p0[1]", "strictly between 0 and 1"),
+        ("n_trials", 0, "grid[0].n_trials", ">= 1"),
+        ("n_groups", 0, "grid[0].n_groups", ">= 1"),
+        ("n_trials", {"min": 9, "max": 3}, "grid[0].n_trials", "min (9) must be <= max (3)"),
+    ],
+)
+def test_bad_grid_values_name_the_key(axis, value, key, allowed):
+    config = copy.deepcopy(load("tests/config_small.yaml"))
+    config["grid"][0][axis] = value
+    with pytest.raises(ValueError) as error:
+        check(config)
+    assert key in str(error.value)
+    assert allowed in str(error.value)

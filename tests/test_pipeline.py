@@ -1,0 +1,222 @@
+"""End-to-end runs of the Snakemake study on tests/config_small.yaml, in temporary copies.
+
+Two full runs are shared by the module: A with -j 2, chunks of 25 (uneven: 25 + 15) and
+two joblib workers per job; B with -j 1, one chunk per cell (chunk_size=40 given as --config),
+one worker and the grid listed in reverse. Their tables
+must be identical. B is then extended by one cell to show only the new cell runs.
+"""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = "tests/config_small.yaml"
+SUMMARY_COLUMNS = {
+    "cells": ["cell", "cell_key", "n_groups", "n_trials_min", "n_trials_max", "re_sd", "p0",
+              "balanced", "beta_true", "sigma_true", "replicates"],
+    "performance": ["cell", "n_groups", "n_trials_min", "n_trials_max", "re_sd", "p0", "method",
+                    "estimand", "measure", "value", "mcse", "n_used"],
+    "fit_flags": ["cell", "n_groups", "n_trials_min", "n_trials_max", "re_sd", "p0", "method",
+                  "flag", "count", "replicates", "rate", "rate_mcse"],
+    "shrinkage_curve": ["cell", "n_groups", "n_trials_min", "n_trials_max", "re_sd", "p0",
+                        "method", "bin", "proportion_low", "proportion_high", "mean_proportion",
+                        "count", "n_estimates", "mean_estimate", "mean_estimate_mcse",
+                        "mean_true_p", "mean_true_p_mcse"],
+}
+ONE_CHUNK = ["--config", "chunk_size=40"]
+FIGURES = ["shrinkage_curves", "sigma_bias", "singular_rate", "rmse_ratio"]
+
+
+def snakemake_executable() -> str:
+    found = Path(sys.executable).parent / "snakemake"
+    return str(found) if found.exists() else shutil.which("snakemake")
+
+
+def workflow_copy(directory: Path) -> Path:
+    directory.mkdir(parents=True)
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(ROOT / name, directory / name)
+    for name in ("workflow", "scripts"):
+        shutil.copytree(ROOT / name, directory / name)
+    (directory / "tests").mkdir()
+    shutil.copy(ROOT / SMALL, directory / SMALL)
+    return directory
+
+
+def snakemake(directory: Path, *arguments, check=True) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [snakemake_executable(), *arguments], cwd=directory, capture_output=True, text=True,
+        timeout=600,
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"snakemake {arguments} failed:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def jobs_of(rule: str, output: str) -> int:
+    found = re.search(rf"^{rule}\s+(\d+)\s*$", output, flags=re.MULTILINE)
+    return int(found.group(1)) if found else 0
+
+
+def summary(directory: Path) -> dict[str, pd.DataFrame]:
+    return {
+        name: pd.read_parquet(directory / f"results/summary/{name}.parquet")
+        for name in SUMMARY_COLUMNS
+    }
+
+
+def cell_tables(directory: Path, kind: str) -> pd.DataFrame:
+    files = sorted((directory / "results/cells").glob(f"*/{kind}_*.parquet"))
+    keys = ["cell", "method", "replicate"] + (["group"] if kind == "groups" else [])
+    table = pd.concat(map(pd.read_parquet, files), ignore_index=True)
+    return table.sort_values(keys, ignore_index=True)
+
+
+def snapshot(directory: Path) -> dict:
+    return {
+        str(path.relative_to(directory)): (path.stat().st_mtime_ns, path.stat().st_size)
+        for path in directory.rglob("*")
+        if path.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def run_a(tmp_path_factory):
+    directory = workflow_copy(tmp_path_factory.mktemp("run") / "a")
+    snakemake(directory, "-j", "2", "--configfile", SMALL, "--config", "chunk_size=25",
+              "--set-threads", "fit_chunk=2")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def run_b(tmp_path_factory):
+    directory = workflow_copy(tmp_path_factory.mktemp("run") / "b")
+    config = yaml.safe_load((ROOT / SMALL).read_text())
+    config["grid"] = list(reversed(config["grid"]))
+    (directory / "tests/config_b.yaml").write_text(yaml.safe_dump(config))
+    snakemake(directory, "-j", "1", "--configfile", "tests/config_b.yaml", *ONE_CHUNK)
+    return directory
+
+
+def test_outputs_have_the_documented_schema_and_sensible_values(run_a):
+    config = yaml.safe_load((ROOT / SMALL).read_text())
+    tables = summary(run_a)
+    for name, columns in SUMMARY_COLUMNS.items():
+        assert list(tables[name].columns) == columns, name
+    cells = tables["cells"]
+    assert len(cells) == 4 and (cells["replicates"] == config["replicates"]).all()
+
+    performance = tables["performance"].set_index(["cell", "method", "estimand", "measure"])
+    slopes = performance.xs(("p", "shrinkage_slope"), level=("estimand", "measure"))["value"]
+    assert (slopes.xs("raw", level="method") == 1.0).all()
+    assert (slopes.xs("laplace", level="method") < 1.0).all()
+    assert (slopes.xs("agq", level="method") < 1.0).all()
+    sigma_bias = performance.xs(("sigma", "bias"), level=("estimand", "measure"))
+    assert sigma_bias["mcse"].gt(0).all() and sigma_bias["n_used"].le(config["replicates"]).all()
+    assert "raw" not in sigma_bias.index.get_level_values("method")
+
+    flags = tables["fit_flags"]
+    assert (flags["replicates"] == config["replicates"]).all()
+    assert set(flags["flag"]) == {"nonconverged", "singular", "separated", "fit_error"}
+    curve = tables["shrinkage_curve"]
+    raw_curve = curve[curve["method"] == "raw"]
+    assert (raw_curve["mean_estimate"] - raw_curve["mean_proportion"]).abs().max() < 1e-12
+    # Every group of every replicate lands in exactly one bin.
+    counts = curve.groupby(["cell", "method"])["count"].sum()
+    n_groups = cells.set_index("cell")["n_groups"]
+    assert (counts == counts.index.get_level_values("cell").map(n_groups) * config["replicates"]).all()
+
+    for figure in FIGURES:
+        for extension in ("png", "pdf"):
+            assert (run_a / f"results/figures/{figure}.{extension}").stat().st_size > 1000
+
+    replicates = cell_tables(run_a, "replicates")
+    assert len(replicates) == 4 * config["replicates"] * len(config["methods"])
+    logs = sorted((run_a / "results/logs/fit").glob("*/*.log"))
+    assert [log.stem for log in logs[:2]] == ["0-25", "25-40"]
+    assert len(logs) == 4 * 2
+    for log in logs:
+        start, stop = map(int, log.stem.split("-"))
+        assert f"{stop - start}/{stop - start} replicates done" in log.read_text()
+
+
+def test_report_has_every_figure(run_a):
+    snakemake(run_a, "--configfile", SMALL, "--report", "results/report.html")
+    report = (run_a / "results/report.html").read_text(errors="replace")
+    for figure in FIGURES:
+        assert f"{figure}.png" in report
+
+
+def test_tables_are_identical_across_jobs_chunks_workers_and_grid_order(run_a, run_b):
+    tables_a, tables_b = summary(run_a), summary(run_b)
+    for name in SUMMARY_COLUMNS:
+        pd.testing.assert_frame_equal(tables_a[name], tables_b[name], check_exact=True, obj=name)
+    for kind in ("replicates", "groups"):
+        pd.testing.assert_frame_equal(
+            cell_tables(run_a, kind), cell_tables(run_b, kind), check_exact=True, obj=kind
+        )
+
+
+def test_nothing_reruns_and_extending_the_grid_runs_only_the_new_cell(run_b, run_a):
+    # run_a is requested so the reproducibility test sees run_b before it is extended.
+    again = snakemake(run_b, "-n", "--configfile", "tests/config_b.yaml", *ONE_CHUNK)
+    assert jobs_of("fit_chunk", again.stdout + again.stderr) == 0
+
+    before = {p: stamp for p, stamp in snapshot(run_b).items() if p.startswith("results/cells/")}
+    config = yaml.safe_load((run_b / "tests/config_b.yaml").read_text())
+    config["grid"].append({"n_groups": 12, "n_trials": 10, "re_sd": 1.0, "p0": 0.5})
+    (run_b / "tests/config_c.yaml").write_text(yaml.safe_dump(config))
+    extended = snakemake(run_b, "-j", "2", "--configfile", "tests/config_c.yaml", *ONE_CHUNK)
+    output = extended.stdout + extended.stderr
+    assert jobs_of("fit_chunk", output) == 1
+    assert "I12_J10_sd1_p0.5" in output
+    after = snapshot(run_b)
+    assert all(after[path] == stamp for path, stamp in before.items())
+    assert (run_b / "results/cells/I12_J10_sd1_p0.5/replicates_0-40.parquet").exists()
+    assert len(summary(run_b)["cells"]) == 5
+
+
+def _bad_grid(directory: Path, axis: str, value) -> str:
+    config = yaml.safe_load((ROOT / SMALL).read_text())
+    config["grid"][0][axis] = value
+    (directory / "tests/bad.yaml").write_text(yaml.safe_dump(config))
+    return "tests/bad.yaml"
+
+
+BAD = [
+    (["--config", "replicates=-5"], "replicates", "integer >= 1"),
+    (["--config", "chunk_size=0"], "chunk_size", "integer >= 1"),
+    (["--config", "seed=abc"], "seed", "integer >= 0"),
+    (["--config", "replicates=lots"], "replicates", "integer >= 1"),
+    ("re_sd", "grid[0].re_sd", "number >= 0"),
+    ("p0", "grid[0].p0", "strictly between 0 and 1"),
+]
+
+
+@pytest.mark.parametrize("arguments, key, allowed", BAD)
+def test_bad_config_is_rejected_before_any_job_and_touches_nothing(run_a, arguments, key, allowed):
+    if isinstance(arguments, str):
+        bad = _bad_grid(run_a, arguments, -1.0 if arguments == "re_sd" else 1.0)
+        arguments = ["--configfile", bad]
+    else:
+        arguments = ["--configfile", SMALL, *arguments]
+    before = snapshot(run_a / "results")
+    rejected = snakemake(run_a, "-j", "2", *arguments, check=False)
+    assert rejected.returncode != 0
+    message = rejected.stdout + rejected.stderr
+    assert f"config key '{key}'" in message and allowed in message
+    assert snapshot(run_a / "results") == before
+
+
+def test_bad_config_creates_no_results_directory(tmp_path):
+    directory = workflow_copy(tmp_path / "fresh")
+    rejected = snakemake(directory, "-j", "1", "--config", "chunk_size=0", check=False)
+    assert rejected.returncode != 0
+    assert not (directory / "results").exists()

@@ -1,0 +1,62 @@
+# Config validation, cells, chunks and target lists. Runs at parse time, so a bad config stops
+# Snakemake before any job starts and before anything under results/ is touched.
+
+import os
+
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from glmmshrink.config import check_config
+from glmmshrink.methods import METHODS
+
+# Parallelism comes from Snakemake jobs and joblib worker processes; a multithreaded BLAS in
+# each of them would oversubscribe the cores.
+for _blas_variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_blas_variable, "1")
+
+with open(workflow.source_path("../schemas/config.schema.yaml")) as _schema_file:
+    _config_schema = yaml.safe_load(_schema_file)
+
+try:
+    STUDY = check_config(config, _config_schema, METHODS)
+except ValueError as error:
+    raise WorkflowError(str(error)) from None
+validate(config, "../schemas/config.schema.yaml", set_default=True)
+
+SUMMARY_TABLES = ["cells", "performance", "fit_flags", "shrinkage_curve"]
+FIGURES = ["shrinkage_curves", "sigma_bias", "singular_rate", "rmse_ratio"]
+
+
+wildcard_constraints:
+    cell=r"I\d+_J[0-9-]+_sd[^_/]+_p[^_/]+",
+    start=r"\d+",
+    stop=r"\d+",
+
+
+def chunk_files(kind):
+    """Every (cell, chunk) table of one kind ("replicates" or "groups") the config asks for."""
+    return [
+        f"results/cells/{cell.name}/{kind}_{start}-{stop}.parquet"
+        for cell in STUDY.cells
+        for start, stop in STUDY.chunks()
+    ]
+
+
+def cell_parameters(wildcards):
+    return STUDY.cell(wildcards.cell).parameters()
+
+
+def resolved_method_options():
+    """Options of the configured methods with defaults filled in (a rerun trigger via params)."""
+    return {
+        name: METHODS[name].options(STUDY.method_options.get(name)) for name in STUDY.methods
+    }
+
+
+def summary_tables():
+    return expand("results/summary/{table}.parquet", table=SUMMARY_TABLES)
+
+
+def figure_files():
+    return expand("results/figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"])

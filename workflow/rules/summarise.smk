@@ -1,0 +1,24 @@
+# Per-cell x method performance measures with Monte Carlo SEs, gathered into results/summary/.
+
+
+rule summarise:
+    input:
+        replicates=chunk_files("replicates"),
+        groups=chunk_files("groups"),
+    output:
+        **{table: f"results/summary/{table}.parquet" for table in SUMMARY_TABLES},
+    params:
+        cells={cell.name: cell.parameters() for cell in STUDY.cells},
+        shrinkage_bins=STUDY.shrinkage_bins,
+    log:
+        "results/logs/summarise.log",
+    benchmark:
+        "results/benchmarks/summarise.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/glmmshrink.yaml"
+    script:
+        "../../scripts/summarise.py"

@@ -1,4 +1,5 @@
-"""Quadrature pieces of the exact posterior in ``bayes``: the per-group integrals and the mixture quantiles.
+"""Quadrature pieces of the exact posterior in ``bayes``: the mode of beta given sigma, the per-group
+integrals by adaptive Gauss-Hermite or the eta window, and the mixture quantiles.
 
 Group i's contribution to the posterior of (beta, sigma) is its marginal likelihood
 
@@ -24,7 +25,58 @@ import numpy as np
 from scipy.special import expit, log_ndtr, ndtr, ndtri
 
 from glmmshrink._modes import conditional_modes
-from glmmshrink._objective import gauss_hermite_rule
+from glmmshrink._objective import gauss_hermite_rule, ordered_sum
+
+
+def beta_given_sigma(sigma, y, n, count, prior_mean, prior_precision, beta, u, n_iter=30):
+    """Joint mode of (beta, u) given sigma (PIRLS), and the profile curvature in beta.
+
+    Newton on beta with the exact profile derivatives: d/dbeta = sum_i (y_i - n_i p_i) and
+    -d2/dbeta2 = sum_i w_i / (1 + sigma^2 w_i), the modes u_i re-solved at each step. Arrays
+    (..., groups); ``beta`` and ``sigma`` carry a trailing length-1 groups axis.
+    """
+    active = np.ones(beta.shape, dtype=bool)
+    for _ in range(n_iter):
+        solved, _ = conditional_modes(beta, sigma, y, n, u)
+        # A finished replicate keeps its modes: re-solving would polish its last bits for as
+        # long as the slowest replicate in the batch iterates.
+        u = solved if u is None else np.where(active, solved, u)
+        p = expit(beta + sigma * u)
+        w = n * p * (1.0 - p)
+        grad = ordered_sum(count * (y - n * p), axis=-1)[..., None] - prior_precision * (beta - prior_mean)
+        info = ordered_sum(count * w / (1.0 + sigma * sigma * w), axis=-1)[..., None] + prior_precision
+        step = np.clip(grad / info, -3.0, 3.0)
+        step = np.where(active, step, 0.0)
+        beta = beta + step
+        active &= np.abs(step) > 1e-10 * (1.0 + np.abs(beta))
+        if not active.any():
+            break
+    u, _ = conditional_modes(beta, sigma, y, n, u)
+    p = expit(beta + sigma * u)
+    w = n * p * (1.0 - p)
+    info = ordered_sum(count * w / (1.0 + sigma * sigma * w), axis=-1)[..., None] + prior_precision
+    laplace = ordered_sum(
+        count * (y * (beta + sigma * u) - n * np.logaddexp(0.0, beta + sigma * u) - 0.5 * u * u
+                 - 0.5 * np.log1p(sigma * sigma * w)), axis=-1,
+    )[..., None]
+    return beta, u, info, laplace
+
+
+def interpolate(at, grid, *values):
+    """Linear interpolation along the last axis of each (C, T) value, at (C, S) points; flat outside."""
+    index = np.clip(np.searchsorted(grid, at) - 1, 0, grid.size - 2)
+    fraction = np.clip((at - grid[index]) / (grid[index + 1] - grid[index]), 0.0, 1.0)
+    return tuple(
+        (1.0 - fraction) * np.take_along_axis(value, index, axis=-1)
+        + fraction * np.take_along_axis(value, index + 1, axis=-1)
+        for value in values
+    )
+
+
+def gauss_legendre(n_nodes, lower, upper):
+    nodes, weights = np.polynomial.legendre.leggauss(n_nodes)
+    half = 0.5 * (upper - lower)[..., None]
+    return lower[..., None] + half * (nodes + 1.0), half * weights
 
 
 @dataclass(frozen=True)
@@ -43,7 +95,7 @@ WINDOW_NODES = 20  # Gauss-Legendre nodes on each side of the likelihood's peak
 WINDOW_DROP = 25.0  # the window keeps every eta where the likelihood is within e^-25 of its maximum
 
 
-def _softplus_and_expit(eta):
+def softplus_and_expit(eta):
     """log(1 + e^eta) and expit(eta) from one exp."""
     damped = np.exp(-np.abs(eta))
     return np.maximum(eta, 0.0) + np.log1p(damped), np.where(eta >= 0.0, 1.0, damped) / (1.0 + damped)
@@ -59,9 +111,11 @@ def group_integrals(beta, sigma, y, n, n_nodes, u_start=None, keep=None):
     y, n : ndarray of float
         Distinct (y, n) pairs; ``n == 0`` gives log I = 0.
     n_nodes : int
-        Adaptive Gauss-Hermite nodes per group (sigma < ``WINDOW_MIN_SIGMA``).
+        Most adaptive Gauss-Hermite nodes per group (sigma < ``WINDOW_MIN_SIGMA``); smooth
+        elements (sigma^2 n / 4 small, see ``FEW_NODES``) take 3, 5 or 7.
     u_start : ndarray, optional
-        Warm start for the conditional modes.
+        Warm start for the conditional modes; without one they are solved in full, or for
+        sigma < ``EXPANSION_MAX_SIGMA`` started from the small-sigma expansion.
     keep : ndarray of bool, optional
         Elements to compute; the others are returned as zeros (the caller gives them no weight).
 
@@ -76,48 +130,69 @@ def group_integrals(beta, sigma, y, n, n_nodes, u_start=None, keep=None):
     For sigma < 1 the conditional density of u is close to normal and adaptive Gauss-Hermite
     converges fast. For larger sigma it is the normal prior cut by a likelihood of width ~1/sigma in
     u (a smooth step for y = 0 or y = n), where Gauss-Hermite converges slowly (errors ~1e-3 with
-    13 nodes at sigma = 3); there ``_window_integrals`` integrates on eta instead. Each element
-    takes one path by its own sigma, so batches cannot change results.
+    13 nodes at sigma = 3); there ``_LikelihoodWindow`` integrates on eta instead. Each element
+    takes one path by its own sigma, y and n, so batches cannot change results. The posterior
+    uses this for sigma outside the shared grids of ``_bayes_grid`` only.
     """
     shape = np.broadcast_shapes(np.shape(beta), np.shape(sigma), np.shape(y), np.shape(n))
-    y_arr, n_arr = np.broadcast_arrays(np.asarray(y, float), np.asarray(n, float))
-    # The eta-window nodes depend on (y, n) only: tabulate them once per distinct group.
-    table = _LikelihoodWindow(y_arr.reshape(-1), n_arr.reshape(-1))
-    table_row = np.broadcast_to(np.arange(y_arr.size).reshape(y_arr.shape), shape).reshape(-1)
-    beta, sigma, y, n = (np.broadcast_to(np.asarray(a, float), shape).reshape(-1) for a in (beta, sigma, y, n))
+    out = [np.zeros(shape) for _ in range(5)]
+    flat_out = [value.reshape(-1) for value in out]
+    wanted = np.ones(shape, dtype=bool) if keep is None else np.broadcast_to(keep, shape)
+    where = np.nonzero(wanted)  # gathered from broadcast views: nothing else is materialised
+    flat = np.ravel_multi_index(where, shape)
+    beta, sigma, y, n = (np.broadcast_to(np.asarray(a, float), shape)[where] for a in (beta, sigma, y, n))
     if u_start is not None:
-        u_start = np.broadcast_to(u_start, shape).reshape(-1)
+        u_start = np.broadcast_to(u_start, shape)[where]
     window = (sigma >= WINDOW_MIN_SIGMA) & (n > 0)
-    wanted = np.ones(beta.size, dtype=bool) if keep is None else np.broadcast_to(keep, shape).reshape(-1)
-    out = [np.zeros(beta.size) for _ in range(5)]
     for use_window in (False, True):
-        idx = np.nonzero((window == use_window) & wanted)[0]
+        idx = np.flatnonzero(window == use_window)
         if idx.size == 0:
             continue
         if use_window:
-            values = table.integrals(table_row[idx], beta[idx], sigma[idx])
-        else:
-            start = None if u_start is None else u_start[idx]
-            values = _adaptive_gauss_hermite(beta[idx], sigma[idx], y[idx], n[idx], n_nodes, start)
-        for target, value in zip(out, values):
-            target[idx] = value
-    return GroupIntegrals(*(value.reshape(shape) for value in out))
+            # The eta-window nodes depend on (y, n) only: tabulate them once per distinct pair.
+            pairs, row = np.unique(np.stack([y[idx], n[idx]]), axis=1, return_inverse=True)
+            values = _LikelihoodWindow(*pairs).integrals(row.reshape(-1), beta[idx], sigma[idx])
+            for target, value in zip(flat_out, values):
+                target[flat[idx]] = value
+            continue
+        # Fewer nodes where the conditional density of u is close to N(0, 1): with
+        # r = sigma^2 n / 4 >= sigma^2 w the rule's error falls like r^k (below 1e-10 here).
+        smoothness = sigma[idx] ** 2 * n[idx] / 4.0
+        nodes = np.full(idx.size, n_nodes)
+        for k, r_max in FEW_NODES:
+            nodes = np.where((smoothness <= r_max) & (k < nodes), k, nodes)
+        for k in np.unique(nodes):
+            part = idx[nodes == k]
+            start = None if u_start is None else u_start[part]
+            values = _adaptive_gauss_hermite(beta[part], sigma[part], y[part], n[part], k, start)
+            for target, value in zip(flat_out, values):
+                target[flat[part]] = value
+    return GroupIntegrals(*out)
 
 
-CENTRE_NEWTON_STEPS = 2  # Newton steps from the warm start that place each group's rule
+FEW_NODES = ((7, 0.2), (5, 0.05), (3, 1e-3))  # (nodes, largest sigma^2 n / 4) of the small rules
+
+
+EXPANSION_MAX_SIGMA = 1.0 / 16.0  # below it the small-sigma expansion starts the mode's Newton steps
+CENTRE_NEWTON_STEPS = 1  # Newton steps from the warm start that place each group's rule
 
 
 def _centre(beta, sigma, y, n, u_start):
     """Centre of the adaptive rule: a fixed number of Newton steps towards the conditional mode.
 
     The Gauss-Hermite rule is valid for any centre and scale; centring it at the exact mode only
-    makes it most accurate there. From the warm start (the PIRLS mode at the beta node's centre,
-    moved by the mode's first-order sensitivity) a few Newton steps on the score
-    sigma (y - n p) - u reach the mode to far below the rule's own error, with no per-element
-    convergence test and gathers. Without a warm start the full solve is used.
+    makes it most accurate there. From a warm start, or for sigma < EXPANSION_MAX_SIGMA from the
+    small-sigma expansion of the mode, CENTRE_NEWTON_STEPS Newton steps on the score
+    sigma (y - n p) - u place the rule to far below its own error, with no per-element
+    convergence test and gathers. Otherwise the mode is solved in full.
     """
     if u_start is None:
-        return conditional_modes(beta, sigma, y, n, None)[0]
+        small = sigma < EXPANSION_MAX_SIGMA
+        if not small.all():
+            return conditional_modes(beta, sigma, y, n, None)[0]
+        # Small sigma: the mode is u = sigma (y - n p) / (1 + sigma^2 w) at eta = beta, to O(sigma^3).
+        p = expit(beta)
+        u_start = sigma * (y - n * p) / (1.0 + sigma * sigma * n * p * (1.0 - p))
     u = np.clip(u_start, sigma * (y - n), sigma * y)
     for _ in range(CENTRE_NEWTON_STEPS):
         p = expit(beta + sigma * u)
@@ -130,28 +205,29 @@ def _adaptive_gauss_hermite(beta, sigma, y, n, n_nodes, u_start):
     """Adaptive Gauss-Hermite on u, centred at the conditional mode, scaled by the conditional SD."""
     u_mode = _centre(beta, sigma, y, n, u_start)
     eta_mode = beta + sigma * u_mode
-    softplus_mode, p_mode = _softplus_and_expit(eta_mode)
+    softplus_mode, p_mode = softplus_and_expit(eta_mode)
     h_mode = y * eta_mode - n * softplus_mode - 0.5 * u_mode * u_mode
     scale = 1.0 / np.sqrt(1.0 + sigma * sigma * n * p_mode * (1.0 - p_mode))
     nodes, log_weights = gauss_hermite_rule(n_nodes)
+    nodes, log_weights = nodes[:, None], log_weights[:, None]  # (K, 1): rows of contiguous elements
     step = np.sqrt(2.0) * scale  # u - u_mode = step * node
-    eta = eta_mode[:, None] + (sigma * step)[:, None] * nodes
-    softplus, p = _softplus_and_expit(eta)
+    eta = eta_mode + (sigma * step) * nodes
+    softplus, p = softplus_and_expit(eta)
     # h(u) - h(u_mode), written in differences so nothing large cancels.
-    log_terms = n[:, None] * (softplus_mode[:, None] - softplus)
-    log_terms += ((y * sigma - u_mode) * step)[:, None] * nodes
-    log_terms += log_weights - (0.5 * step * step)[:, None] * (nodes * nodes)
+    log_terms = n * (softplus_mode - softplus)
+    log_terms += ((y * sigma - u_mode) * step) * nodes
+    log_terms += log_weights - (0.5 * step * step) * (nodes * nodes)
     terms = np.exp(log_terms, out=log_terms)
-    total = terms.sum(axis=-1)
-    shift_mean = step * (terms * nodes).sum(axis=-1) / total
-    shift_second = step * step * (terms * (nodes * nodes)).sum(axis=-1) / total
+    total = terms.sum(axis=0)
+    shift_mean = step * (terms * nodes).sum(axis=0) / total
+    shift_second = step * step * (terms * (nodes * nodes)).sum(axis=0) / total
     terms *= p
-    p_mean = terms.sum(axis=-1) / total
+    p_mean = terms.sum(axis=0) / total
     terms *= p
     return (
         h_mode + np.log(scale) + np.log(total) - 0.5 * np.log(np.pi),
         p_mean,
-        terms.sum(axis=-1) / total,
+        terms.sum(axis=0) / total,
         eta_mode + sigma * shift_mean,
         np.maximum(sigma * sigma * (shift_second - shift_mean * shift_mean), 0.0),
     )
@@ -178,7 +254,7 @@ class _LikelihoodWindow:
             peak = np.where(interior, np.log(y / (n - y)), np.log(np.maximum(n, 1.0)))
 
             def loglik(eta):
-                return y * eta - n * _softplus_and_expit(eta)[0]
+                return y * eta - n * softplus_and_expit(eta)[0]
 
             top = np.where(interior, loglik(peak), 0.0)
             ends = []
@@ -195,7 +271,7 @@ class _LikelihoodWindow:
         v = np.concatenate([0.5 * v_lower[:, None] * (1.0 - x), 0.5 * v_upper[:, None] * (x + 1.0)], axis=1)
         self.eta = peak[:, None] + np.sinh(v)
         jacobian = np.cosh(v) * np.concatenate([-0.5 * v_lower[:, None] * w, 0.5 * v_upper[:, None] * w], axis=1)
-        softplus, self.p = _softplus_and_expit(self.eta)
+        softplus, self.p = softplus_and_expit(self.eta)
         with np.errstate(divide="ignore", invalid="ignore"):
             self.log_weight = np.log(jacobian) + y[:, None] * self.eta - n[:, None] * softplus
         self.upper = upper

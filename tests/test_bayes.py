@@ -207,3 +207,99 @@ def test_group_integrals_match_adaptive_quadrature(y, n, beta, sigma):
     assert got.log_integral[0] == pytest.approx(np.log(total), abs=1e-5)
     assert got.p_mean[0] == pytest.approx(p_mean, abs=1e-6)
     assert got.eta_mean[0] == pytest.approx(eta_mean, abs=1e-5)
+
+
+def _reference_integrals(y, n, beta, sigma):
+    """log I, E p and E eta by adaptive quadrature on u over a range wide enough for any peak."""
+    from scipy.integrate import quad
+
+    def integrand(u, moment=lambda eta: 1.0):
+        eta = beta + sigma * u
+        return np.exp(y * eta - n * np.logaddexp(0, eta) - 0.5 * u * u + 60.0) / np.sqrt(2 * np.pi) * moment(eta)
+
+    peak = -beta / sigma if y in (0, n) else (np.log(y / (n - y)) - beta) / sigma  # where L is steep
+    options = dict(points=[min(max(peak, -59.0), 29.0)], limit=800, epsabs=0, epsrel=1e-12)
+    total = quad(integrand, -60, 30, **options)[0]
+    p_mean = quad(lambda u: integrand(u, expit), -60, 30, **options)[0] / total
+    eta_mean = quad(lambda u: integrand(u, lambda eta: eta), -60, 30, **options)[0] / total
+    return np.log(total) - 60.0, p_mean, eta_mean
+
+
+@pytest.mark.filterwarnings("ignore::scipy.integrate.IntegrationWarning")
+@pytest.mark.parametrize(
+    "y, n, beta, sigma",
+    [(5, 10, 0.5, 0.7), (0, 20, -3.0, 0.9), (10, 10, 0.5, 3.0), (0, 10, 0.5, 7.5), (1, 10, 0.5, 3.0),
+     (9, 10, 0.5, 3.7), (1, 2, 0.2, 5.0), (25, 50, 0.0, 2.0), (1, 1, 0.5, 0.1), (75, 100, 0.9, 0.07),
+     (50, 50, 45.0, 2.0)],  # the last is beyond the stored lattices
+)
+def test_shared_eta_grid_matches_adaptive_quadrature(y, n, beta, sigma):
+    from glmmshrink._bayes_grid import grid_integrals
+
+    log_integral, p_mean, eta_mean = _reference_integrals(y, n, beta, sigma)
+    got = grid_integrals(np.array([beta]), np.array([sigma]), np.array([float(y)]), np.array([float(n)]))
+    assert got[0][0, 0] == pytest.approx(log_integral, abs=1e-8)
+    assert got[1][0, 0] == pytest.approx(p_mean, abs=1e-9)
+    assert got[3][0, 0] == pytest.approx(eta_mean, abs=1e-8)
+
+
+@pytest.mark.filterwarnings("ignore::scipy.integrate.IntegrationWarning")
+def test_shared_eta_grid_serves_groups_and_nodes_together_and_flags_what_it_cannot_resolve():
+    from glmmshrink._bayes_grid import grid_integrals
+
+    y, n = np.array([0.0, 3.0, 17.0, 100.0, 40.0]), np.array([5.0, 10.0, 20.0, 100.0, 100.0])
+    beta, sigma = np.array([-1.0, 0.3, 0.5, 2.0, 1.0]), np.array([0.07, 0.5, 1.3, 4.0, 7.9])
+    got = grid_integrals(beta, sigma, y, n)
+    for o in range(beta.size):
+        for i in range(y.size):
+            log_integral, p_mean, _ = _reference_integrals(y[i], n[i], beta[o], sigma[o])
+            if np.isnan(got[0][o, i]):
+                continue
+            assert got[0][o, i] == pytest.approx(log_integral, abs=1e-8), (o, i)
+            assert got[1][o, i] == pytest.approx(p_mean, abs=1e-9), (o, i)
+    # A group far in the tail of a narrow normal peaks beyond beta -+ 8 sigma: left to other rules.
+    tail = grid_integrals(np.array([2.0, 1.0]), np.array([0.3, 0.1]), np.array([0.0]), np.array([400.0]))
+    assert np.all(np.isnan(tail[0]))
+
+
+def _simulated(seed, reps, trials, p0, sd, groups=30):
+    rng = np.random.default_rng(seed)
+    n = np.full((reps, groups), trials)
+    return rng.binomial(n, expit(np.log(p0 / (1 - p0)) + sd * rng.standard_normal((reps, groups)))), n
+
+
+@pytest.mark.parametrize("trials, sd", [(10, 1.0), (100, 1.0)])
+def test_refined_rules_change_simulated_means_by_under_1e5(monkeypatch, trials, sd):
+    """Seed design and the study's largest J: a finer outer rule and eta grids at half the spacing
+    reaching further."""
+    import glmmshrink._bayes_grid as grid
+
+    y, n = _simulated(11, 4, trials, 0.7, sd)
+    base = posterior_glmm(y, n)
+    finer = replace(DEFAULT_RULE, sigma_near_zero=12, log_sigma_tail=24, log_sigma_bulk=28, beta=17,
+                    group=27, left_drop=20.0, right_drop=32.0, prune_drop=30.0)
+    grid._lattice.cache_clear()
+    monkeypatch.setattr(grid, "GRID_STEP", 0.5)
+    monkeypatch.setattr(grid, "GRID_REACH", 10.0)
+    try:
+        fine = _posterior_glmm(y, n, "flat", ("uniform", 100.0), finer)
+    finally:
+        grid._lattice.cache_clear()
+    for name in ("beta_mean", "sigma_mean", "p_mean", "beta_sd", "sigma_sd", "p_sd"):
+        np.testing.assert_allclose(getattr(base, name), getattr(fine, name), rtol=0, atol=1e-5, err_msg=name)
+
+
+def test_outlying_groups_the_grid_cannot_resolve_are_integrated_otherwise():
+    """Groups of 400 trials: one with no successes among groups near 90 %. At small sigma it
+    sits deep in the tail of the normal, where the shared grid hands it to adaptive quadrature."""
+    rng = np.random.default_rng(4)
+    n = np.full((3, 12), 400)
+    y = rng.binomial(n, 0.9)
+    y[:, 0] = 0
+    together = posterior_glmm(y, n)
+    assert not together.improper.any()
+    for name in FIELDS[:-1]:
+        assert np.all(np.isfinite(getattr(together, name))), name
+    for i in range(len(y)):
+        alone = posterior_glmm(y[i], n[i])
+        for name in FIELDS:
+            assert np.array_equal(getattr(together, name)[i], getattr(alone, name)), (i, name)

@@ -85,6 +85,39 @@ class Cell:
 
 
 @dataclass(frozen=True)
+class SeedFigures:
+    """Cells the seed thread's figures show: the question's dataset and the answer's facets."""
+
+    question: Cell
+    answer: tuple[Cell, ...]
+    replicates_pooled: int
+
+
+# The CrossValidated thread's designs; config key 'seed_figures' overrides any part.
+SEED_FIGURES_DEFAULT = {
+    "question": {"n_groups": 30, "n_trials": 10, "re_sd": 1.0, "p0": 0.7},
+    "answer": {"n_groups": 30, "n_trials": [10, 20, 50], "re_sd": 0.7, "p0": 0.5},
+    "replicates_pooled": 5,
+}
+
+
+def seed_figures(spec: Mapping) -> SeedFigures:
+    """The :class:`SeedFigures` of config key ``seed_figures`` (missing parts take the defaults)."""
+    spec = {**SEED_FIGURES_DEFAULT, **(spec or {})}
+    question, answer = spec["question"], spec["answer"]
+
+    def cell(block, n_trials):
+        return Cell(int(block["n_groups"]), int(n_trials), int(n_trials),
+                    float(block["re_sd"]), float(block["p0"]))
+
+    return SeedFigures(
+        question=cell(question, question["n_trials"]),
+        answer=tuple(cell(answer, j) for j in _as_list(answer["n_trials"])),
+        replicates_pooled=int(spec["replicates_pooled"]),
+    )
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """A validated study: master seed, replicates per cell, chunking, cells and methods."""
 
@@ -95,6 +128,7 @@ class StudyConfig:
     methods: tuple[str, ...]
     method_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     shrinkage_bins: int = 10
+    seed_figures: SeedFigures = field(default_factory=lambda: seed_figures({}))
 
     def cell(self, name: str) -> Cell:
         for cell in self.cells:
@@ -193,4 +227,5 @@ def check_config(config: Mapping, schema: Mapping, known_methods) -> StudyConfig
         methods=tuple(config["methods"]),
         method_options=options,
         shrinkage_bins=int(config.get("shrinkage_bins", 10)),
+        seed_figures=seed_figures(config.get("seed_figures")),
     )

@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from glmmshrink import theory  # noqa: E402
+
 MCSE_Z = 1.96
 METHOD_COLORS = {"raw": "0.45", "laplace": "C0", "agq": "C1", "bayes": "C2"}
 
@@ -32,14 +34,20 @@ def _x_trials(frame: pd.DataFrame) -> pd.Series:
 
 
 def shrinkage_curves(shrinkage_curve: pd.DataFrame) -> plt.Figure:
-    """Mean estimate vs observed proportion, facets J (columns) x sd (rows), balanced cells."""
+    """Mean estimate vs observed proportion, facets J (columns) x sd (rows), balanced cells.
+
+    Each panel also shows theory (a), the exact conditional-mode map, and (b), its linear
+    approximation, at the true (logit p0, sd) of each p0 in the panel.
+    """
     balanced = shrinkage_curve[shrinkage_curve["n_trials_min"] == shrinkage_curve["n_trials_max"]]
     trials = sorted(balanced["n_trials_min"].unique())
     sds = sorted(balanced["re_sd"].unique())
-    figure, axes = plt.subplots(
-        len(sds), len(trials), figsize=(2.3 * len(trials) + 1, 2.3 * len(sds) + 0.9),
-        sharex=True, sharey=True, squeeze=False, layout="constrained",
-    )
+    width, height = 2.3 * len(trials) + 1, 2.3 * len(sds) + 1.3
+    figure, axes = plt.subplots(len(sds), len(trials), figsize=(width, height), sharex=True,
+                                sharey=True, squeeze=False)
+    # Fixed margins (inches): a constrained layout of this many panels costs seconds per save.
+    figure.subplots_adjust(left=0.75 / width, right=1 - 0.2 / width, bottom=0.6 / height,
+                           top=1 - 1.0 / height, wspace=0.1, hspace=0.3)
     designs = balanced[["n_groups", "p0"]].drop_duplicates().sort_values(["n_groups", "p0"])
     styles = {
         (design.n_groups, design.p0): style
@@ -52,6 +60,8 @@ def shrinkage_curves(shrinkage_curve: pd.DataFrame) -> plt.Figure:
             label = method if len(styles) == 1 else f"{method}, I={n_groups}, p0={p0:g}"
             axis.plot(curve["mean_proportion"], curve["mean_estimate"], ls=styles[(n_groups, p0)],
                       marker=".", ms=3, lw=1, color=_color(method), label=label)
+        for p0 in sorted(panel["p0"].unique()):
+            draw_theory(axis, p0, sd, n_trials)
         axis.set_title(f"J={n_trials}, sd={sd:g}", fontsize=8)
     legend_entries = {}
     for axis in axes.ravel():
@@ -59,11 +69,24 @@ def shrinkage_curves(shrinkage_curve: pd.DataFrame) -> plt.Figure:
             axis.set_visible(False)
         for handle, label in zip(*axis.get_legend_handles_labels()):
             legend_entries.setdefault(label, handle)
-    figure.legend(legend_entries.values(), legend_entries.keys(), loc="outside upper center",
+    figure.legend(legend_entries.values(), legend_entries.keys(), loc="upper center",
                   ncols=min(len(legend_entries), 6), fontsize=8)
     figure.supxlabel("observed proportion y/n")
     figure.supylabel("mean estimate of p")
     return figure
+
+
+THEORY_STYLES = {
+    "exact": dict(color="C4", lw=1.1, ls="-", alpha=0.8, label="theory (a): exact mode map"),
+    "linear": dict(color="C4", lw=1.1, ls="--", alpha=0.8, label="theory (b): linear approx."),
+}
+
+
+def draw_theory(axis, p0: float, sd: float, n_trials: int) -> None:
+    """Theory curves (a) and (b) at the true (logit p0, sd) for n = ``n_trials`` (theory.py)."""
+    curve = theory.shrinkage_curve(np.log(p0 / (1 - p0)), sd, int(n_trials))
+    axis.plot(curve.proportion, curve.exact, zorder=1, **THEORY_STYLES["exact"])
+    axis.plot(curve.proportion, curve.linear, zorder=1, **THEORY_STYLES["linear"])
 
 
 def _per_method_panels(frame: pd.DataFrame, value, error, ylabel, reference=None) -> plt.Figure:
@@ -118,5 +141,35 @@ def rmse_ratio(performance: pd.DataFrame) -> plt.Figure:
 
 def save(figure: plt.Figure, png_path, pdf_path) -> None:
     figure.savefig(png_path, dpi=130)
+    # The PNG fixed the layout; recomputing a constrained layout for the PDF costs seconds on
+    # the many-panel figures and gives the same positions (they are in figure coordinates).
+    figure.set_layout_engine("none")
     figure.savefig(pdf_path)
     plt.close(figure)
+
+
+def downscale_png(source, target, max_width: int = 1000, max_bytes: int = 150_000) -> int:
+    """Write a smaller copy of PNG ``source`` to ``target`` (for docs/); returns its size in bytes.
+
+    The image is shrunk to at most ``max_width`` pixels wide and reduced to a 256-colour palette
+    (plots use few colours, so this is nearly lossless); while the file is over ``max_bytes`` it
+    is shrunk by another 20 %.
+    """
+    import io
+
+    from PIL import Image
+
+    with Image.open(source) as opened:
+        image = opened.convert("RGB")
+    width = min(max_width, image.width)
+    while True:
+        height = round(image.height * width / image.width)
+        small = image.resize((width, height), Image.LANCZOS).quantize(colors=256)
+        buffer = io.BytesIO()
+        small.save(buffer, format="PNG", optimize=True)
+        if buffer.tell() <= max_bytes or width < 200:
+            break
+        width = int(width * 0.8)
+    with open(target, "wb") as handle:
+        handle.write(buffer.getvalue())
+    return buffer.tell()

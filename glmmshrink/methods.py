@@ -1,8 +1,8 @@
 """Registry of estimation methods compared by the study.
 
 A method maps counts ``y``, ``n`` of shape (R, G) and its options to a :class:`MethodFit`.
-Adding one (e.g. ``bayes``) is a decorated function here; the pipeline, tables and summaries
-pick it up by name from ``config['methods']``.
+Adding one is a decorated function here; the pipeline, tables and summaries pick it up by name
+from ``config['methods']``. Registered: ``raw``, ``laplace``, ``agq`` and ``bayes``.
 """
 
 from __future__ import annotations
@@ -111,6 +111,45 @@ def _fit_agq(y, n, options) -> MethodFit:
     return _from_glmm_fit(fit_glmm(y, n, nagq=int(options["nagq"])))
 
 
+def _prior(value):
+    # YAML and Snakemake params carry priors as lists; posterior_glmm takes "flat" or a tuple.
+    return value if isinstance(value, str) else tuple(value)
+
+
+@register_method(
+    "bayes",
+    default_options={"beta_prior": "flat", "sigma_prior": ["uniform", 100.0]},
+    description="posterior means by exact quadrature (posterior_glmm); flat beta and "
+    "Uniform(0, 100) sigma priors by default",
+)
+def _fit_bayes(y, n, options) -> MethodFit:
+    """Posterior means of beta, sigma and p_i; the 95 % credible interval of p_i as extras.
+
+    An improper posterior (flat beta prior, all y == 0 or all y == n) is the separated dataset
+    of the likelihood fits: flagged separated and non-converged, with NaN estimates.
+    """
+    from glmmshrink import posterior_glmm
+
+    post = posterior_glmm(y, n, beta_prior=_prior(options["beta_prior"]),
+                          sigma_prior=_prior(options["sigma_prior"]))
+    improper = np.atleast_1d(post.improper).astype(bool)
+    missing = np.full(np.shape(y), np.nan)
+    return MethodFit(
+        beta_hat=np.atleast_1d(post.beta_mean),
+        sigma_hat=np.atleast_1d(post.sigma_mean),
+        p_hat=np.atleast_2d(post.p_mean),
+        b=missing,
+        b_sd=missing,
+        converged=~improper,
+        singular=np.zeros_like(improper),
+        separated=improper,
+        extra_replicate={"improper": improper, "beta_sd": np.atleast_1d(post.beta_sd),
+                         "sigma_sd": np.atleast_1d(post.sigma_sd)},
+        extra_group={"p_sd": np.atleast_2d(post.p_sd), "p_lower": np.atleast_2d(post.p_lower),
+                     "p_upper": np.atleast_2d(post.p_upper)},
+    )
+
+
 def _failed_fit(n_groups: int) -> MethodFit:
     missing = np.full((1, n_groups), np.nan)
     return MethodFit(
@@ -126,15 +165,27 @@ def _failed_fit(n_groups: int) -> MethodFit:
 
 
 def stack_fits(fits) -> MethodFit:
-    """Concatenate MethodFits along the replicate axis; extras missing from a part become NaN."""
+    """Concatenate MethodFits along the replicate axis.
+
+    An extra missing from a part (a failed fit) becomes NaN, or False for a boolean extra, so a
+    column keeps one dtype whichever replicates failed.
+    """
 
     def extras(attribute, shape_of):
-        names = sorted({name for fit in fits for name in getattr(fit, attribute)})
+        present = {}
+        for fit in fits:
+            for name, value in getattr(fit, attribute).items():
+                present.setdefault(name, np.asarray(value).dtype)
+
+        def filler(fit, name):
+            dtype = present[name]
+            return np.full(shape_of(fit), np.nan if dtype.kind == "f" else 0, dtype=dtype)
+
         return {
             name: np.concatenate([
-                getattr(fit, attribute).get(name, np.full(shape_of(fit), np.nan)) for fit in fits
+                getattr(fit, attribute).get(name, filler(fit, name)) for fit in fits
             ])
-            for name in names
+            for name in sorted(present)
         }
 
     fields = ("beta_hat", "sigma_hat", "p_hat", "b", "b_sd", "converged", "singular", "separated")

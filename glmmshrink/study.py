@@ -93,11 +93,23 @@ def fit_chunk(
 
 
 def _concat(columns_per_method: list[dict], leading: list[str]) -> pa.Table:
-    names = leading + sorted({k for columns in columns_per_method for k in columns} - set(leading))
+    extra_types = {}
+    for columns in columns_per_method:
+        for name, values in columns.items():
+            if name not in leading:
+                extra_types.setdefault(name, pa.array(values).type)
+    names = leading + sorted(extra_types)
+
+    def missing(name, length):
+        # A method without this extra column: NaN for floats, a typed null otherwise.
+        if pa.types.is_floating(extra_types[name]):
+            return np.full(length, np.nan)
+        return pa.nulls(length, type=extra_types[name])
+
     tables = []
     for columns in columns_per_method:
         length = len(next(iter(columns.values())))
-        filled = {k: columns.get(k, np.full(length, np.nan)) for k in names}
+        filled = {k: columns[k] if k in columns else missing(k, length) for k in names}
         tables.append(pa.table(filled))
     return pa.concat_tables(tables)
 

@@ -4,9 +4,13 @@ Tables (see the README for every column):
 
 - ``cells``: one row per cell with its parameters and true beta and sigma;
 - ``performance``: long table of measures (bias, EmpSE, RMSE of beta-hat and sigma-hat; RMSE of
-  group estimates and its ratio to raw; shrinkage slope), each with MCSE and replicates used;
-- ``fit_flags``: counts and rates of non-convergence, singular fits, separation, fit errors;
-- ``shrinkage_curve``: mean estimate and mean true p per observed proportion (or bin of it).
+  group estimates and its ratio to raw; shrinkage slope; coverage of credible intervals for
+  methods that give them), each with MCSE and replicates used;
+- ``fit_flags``: counts and rates of non-convergence, singular fits, separation, fit errors (and
+  improper posteriors for methods that report them);
+- ``shrinkage_curve``: mean estimate and mean true p per observed proportion (or bin of it);
+- ``theory``: observed shrinkage slope and RMSE ratio next to the values :mod:`glmmshrink.theory`
+  predicts at the cell's true (beta, sigma).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from glmmshrink import measures
+from glmmshrink import measures, theory
 from glmmshrink.config import Cell
 from glmmshrink.methods import METHODS
 
@@ -75,6 +79,11 @@ def performance_rows(cell: Cell, replicates: pd.DataFrame, groups: pd.DataFrame)
         rows.append(_measure_row(method, "p", "rmse_ratio_vs_raw", measures.rmse_ratio(method_mse, raw_mse)))
         slopes = measures.replicate_slopes(p_hat, p_raw)
         rows.append(_measure_row(method, "p", "shrinkage_slope", measures.mean_with_mcse(slopes)))
+        if "p_upper" in group_table.columns and group_table["p_upper"].notna().any():
+            lower = _group_matrix(group_table, "p_lower", cell.n_groups)
+            upper = _group_matrix(group_table, "p_upper", cell.n_groups)
+            rows.append(_measure_row(method, "p", "coverage_95",
+                                     measures.interval_coverage(lower, upper, p_true)))
     return rows
 
 
@@ -86,10 +95,17 @@ def _raw_mse(groups: pd.DataFrame, cell: Cell) -> np.ndarray:
     )
 
 
+def _reported_flags(table: pd.DataFrame) -> dict:
+    """FLAGS, plus ``improper`` for a method whose rows report it (``bayes``)."""
+    if "improper" in table.columns and table["improper"].notna().any():
+        return {**FLAGS, "improper": lambda rows: rows["improper"].fillna(False).astype(bool)}
+    return FLAGS
+
+
 def flag_rows(replicates: pd.DataFrame) -> list[dict]:
     rows = []
     for method, table in replicates.groupby("method", sort=False):
-        for flag, select in FLAGS.items():
+        for flag, select in _reported_flags(table).items():
             events = select(table).to_numpy(bool)
             rate = measures.proportion(events)
             rows.append({
@@ -167,6 +183,55 @@ def shrinkage_curve(cell: Cell, groups: pd.DataFrame, n_bins: int) -> pd.DataFra
     return pd.concat(frames, ignore_index=True)
 
 
+def predicted_shrinkage(cell: Cell) -> dict:
+    """Theory at the cell's true (beta, sigma): shrinkage slope (a) and RMSE gain (c).
+
+    An unbalanced cell's n_i ~ U{min..max} is averaged by giving every size in min..max equal
+    weight, as :func:`glmmshrink.theory.predicted_shrinkage_slope` pools an array of sizes.
+    """
+    sizes = np.arange(cell.n_trials_min, cell.n_trials_max + 1)
+    gain = theory.predicted_rmse(cell.beta_true, cell.re_sd, sizes)
+    return {
+        "predicted_slope": theory.predicted_shrinkage_slope(cell.beta_true, cell.re_sd, sizes),
+        "predicted_rmse_raw": gain.rmse_raw,
+        "predicted_rmse_shrunk": gain.rmse_shrunk,
+        "predicted_rmse_ratio": gain.ratio,
+    }
+
+
+def theory_rows(cell: Cell, performance: pd.DataFrame) -> pd.DataFrame:
+    """Observed shrinkage slope and RMSE ratio of each pooling method beside the theory's."""
+    predicted = predicted_shrinkage(cell)
+    observed = performance[performance["estimand"] == "p"].set_index(["method", "measure"])
+    rows = []
+    for method in dict.fromkeys(performance["method"]):
+        if method in METHODS and not METHODS[method].estimates_hyperparameters:
+            continue  # raw does not shrink; its slope is 1 by construction
+        slope = observed.loc[(method, "shrinkage_slope")]
+        ratio = observed.loc[(method, "rmse_ratio_vs_raw")]
+        rows.append({
+            "method": method,
+            "observed_slope": slope["value"],
+            "observed_slope_mcse": slope["mcse"],
+            "predicted_slope": predicted["predicted_slope"],
+            "slope_difference": slope["value"] - predicted["predicted_slope"],
+            "observed_rmse_ratio": ratio["value"],
+            "observed_rmse_ratio_mcse": ratio["mcse"],
+            "predicted_rmse_ratio": predicted["predicted_rmse_ratio"],
+            "predicted_rmse_raw": predicted["predicted_rmse_raw"],
+            "predicted_rmse_shrunk": predicted["predicted_rmse_shrunk"],
+            "n_used": slope["n_used"],
+        })
+    return pd.DataFrame(rows, columns=THEORY_COLUMNS)
+
+
+THEORY_COLUMNS = [
+    "method", "observed_slope", "observed_slope_mcse", "predicted_slope", "slope_difference",
+    "observed_rmse_ratio", "observed_rmse_ratio_mcse", "predicted_rmse_ratio",
+    "predicted_rmse_raw", "predicted_rmse_shrunk", "n_used",
+]
+
+
 def summarise_cell(cell: Cell, replicates: pd.DataFrame, groups: pd.DataFrame, n_bins: int = 10):
     """All summary tables of one cell, each keyed by ``cell`` plus the cell's parameters.
 
@@ -183,11 +248,13 @@ def summarise_cell(cell: Cell, replicates: pd.DataFrame, groups: pd.DataFrame, n
             axis=1,
         )
 
+    performance = pd.DataFrame(performance_rows(cell, replicates, groups))
     return {
         "cells": pd.DataFrame([cell_row(cell, n_replicates)]),
-        "performance": keyed(pd.DataFrame(performance_rows(cell, replicates, groups))),
+        "performance": keyed(performance),
         "fit_flags": keyed(pd.DataFrame(flag_rows(replicates))),
         "shrinkage_curve": keyed(shrinkage_curve(cell, groups, n_bins)),
+        "theory": keyed(theory_rows(cell, performance)),
     }
 
 

@@ -3,10 +3,12 @@
 import copy
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
-from glmmshrink.config import Cell, check_config, expand_grid
+from glmmshrink import posterior_glmm
+from glmmshrink.config import Cell, check_config, expand_grid, seed_figures
 from glmmshrink.methods import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +32,29 @@ def test_default_config_has_the_required_designs():
     assert any(not cell.balanced for cell in study.cells)
     assert study.replicates >= 1000
     assert set(study.methods) >= {"raw", "laplace", "agq"}
+
+
+def test_default_config_runs_bayes_and_has_the_seed_figure_cells():
+    study = check(load("config.yaml"))
+    assert "bayes" in study.methods
+    names = {cell.name for cell in study.cells}
+    figures = study.seed_figures
+    assert figures.question.name == "I30_J10_sd1_p0.7"
+    assert [cell.name for cell in figures.answer] == [f"I30_J{j}_sd0.7_p0.5" for j in (10, 20, 50)]
+    assert {figures.question.name, *(cell.name for cell in figures.answer)} <= names
+    assert figures == seed_figures({})  # the config spells out the defaults
+
+
+def test_bayes_prior_options_reach_posterior_glmm():
+    study = check({**load("tests/config_small.yaml"),
+                   "method_options": {"bayes": {"sigma_prior": ["half_cauchy", 1.0]}}})
+    options = METHODS["bayes"].options(study.method_options["bayes"])
+    assert options == {"beta_prior": "flat", "sigma_prior": ["half_cauchy", 1.0]}
+    y, n = np.array([[3, 5, 9, 1]]), np.array([[10, 10, 10, 10]])
+    fit = METHODS["bayes"].fit(y, n, options)
+    direct = posterior_glmm(y, n, sigma_prior=("half_cauchy", 1.0))
+    assert fit.sigma_hat[0] == direct.sigma_mean[0]
+    assert fit.sigma_hat[0] != posterior_glmm(y, n).sigma_mean[0]
 
 
 def test_small_config_is_small():
@@ -74,6 +99,18 @@ BAD = [
     ({"methods": ["raw", "lapalce"]}, "methods", "laplace"),
     ({"method_options": {"agq": {"nagq": 0}}}, "method_options.agq.nagq", "integer >= 2"),
     ({"replcates": 5}, "replcates", "not allowed"),
+    ({"method_options": {"bayes": {"sigma_prior": ["uniform", 0]}}},
+     "method_options.bayes.sigma_prior[1]", "a number > 0"),
+    ({"method_options": {"bayes": {"sigma_prior": ["gamma", 1]}}},
+     "method_options.bayes.sigma_prior[0]", "half_cauchy"),
+    ({"method_options": {"bayes": {"beta_prior": "vague"}}},
+     "method_options.bayes.beta_prior", "flat or [normal, mean, sd]"),
+    ({"method_options": {"bayes": {"beta_prior": ["normal", 0, -1]}}},
+     "method_options.bayes.beta_prior[2]", "a number > 0"),
+    ({"method_options": {"bayes": {"prior": "flat"}}}, "method_options.bayes", "not allowed"),
+    ({"seed_figures": {"question": {"n_groups": 30, "n_trials": [10], "re_sd": 1, "p0": 0.7}}},
+     "seed_figures.question.n_trials", "integer >= 1"),
+    ({"seed_figures": {"replicates_pooled": 0}}, "seed_figures.replicates_pooled", "integer >= 1"),
 ]
 
 

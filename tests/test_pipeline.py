@@ -1,8 +1,8 @@
 """End-to-end runs of the Snakemake study on tests/config_small.yaml, in temporary copies.
 
-Two full runs are shared by the module: A with -j 2, chunks of 25 (uneven: 25 + 15) and
-two joblib workers per job; B with -j 1, one chunk per cell (chunk_size=40 given as --config),
-one worker and the grid listed in reverse. Their tables
+Two runs are shared by the module: A (everything) with -j 2, chunks of 25 (uneven: 25 + 15)
+and two joblib workers per job; B (the summary tables) with -j 1, one chunk per cell
+(chunk_size=40 given as --config), one worker and the grid listed in reverse. Their tables
 must be identical. B is then extended by one cell to show only the new cell runs.
 """
 
@@ -29,9 +29,15 @@ SUMMARY_COLUMNS = {
                         "method", "bin", "proportion_low", "proportion_high", "mean_proportion",
                         "count", "n_estimates", "mean_estimate", "mean_estimate_mcse",
                         "mean_true_p", "mean_true_p_mcse"],
+    "theory": ["cell", "n_groups", "n_trials_min", "n_trials_max", "re_sd", "p0", "method",
+               "observed_slope", "observed_slope_mcse", "predicted_slope", "slope_difference",
+               "observed_rmse_ratio", "observed_rmse_ratio_mcse", "predicted_rmse_ratio",
+               "predicted_rmse_raw", "predicted_rmse_shrunk", "n_used"],
 }
 ONE_CHUNK = ["--config", "chunk_size=40"]
-FIGURES = ["shrinkage_curves", "sigma_bias", "singular_rate", "rmse_ratio"]
+FIGURES = ["shrinkage_curves", "sigma_bias", "singular_rate", "rmse_ratio", "shrinkage_methods",
+           "why_shrink", "seed_question", "seed_answer"]
+DOCS_FIGURES = ["seed_question", "seed_answer", "shrinkage_methods", "why_shrink"]
 
 
 def snakemake_executable() -> str:
@@ -90,7 +96,8 @@ def snapshot(directory: Path) -> dict:
 @pytest.fixture(scope="module")
 def run_a(tmp_path_factory):
     directory = workflow_copy(tmp_path_factory.mktemp("run") / "a")
-    snakemake(directory, "-j", "2", "--configfile", SMALL, "--config", "chunk_size=25",
+    # Target "all" and the README copies (rule docs) in one run.
+    snakemake(directory, "all", "docs", "-j", "2", "--configfile", SMALL, "--config", "chunk_size=25",
               "--set-threads", "fit_chunk=2")
     return directory
 
@@ -101,7 +108,9 @@ def run_b(tmp_path_factory):
     config = yaml.safe_load((ROOT / SMALL).read_text())
     config["grid"] = list(reversed(config["grid"]))
     (directory / "tests/config_b.yaml").write_text(yaml.safe_dump(config))
-    snakemake(directory, "-j", "1", "--configfile", "tests/config_b.yaml", *ONE_CHUNK)
+    # Only the tables: the figures are drawn by run A and, for B, by the grid-extension test.
+    tables = [f"results/summary/{name}.parquet" for name in SUMMARY_COLUMNS]
+    snakemake(directory, *tables, "-j", "1", "--configfile", "tests/config_b.yaml", *ONE_CHUNK)
     return directory
 
 
@@ -118,13 +127,16 @@ def test_outputs_have_the_documented_schema_and_sensible_values(run_a):
     assert (slopes.xs("raw", level="method") == 1.0).all()
     assert (slopes.xs("laplace", level="method") < 1.0).all()
     assert (slopes.xs("agq", level="method") < 1.0).all()
+    assert (slopes.xs("bayes", level="method") < 1.0).all()
     sigma_bias = performance.xs(("sigma", "bias"), level=("estimand", "measure"))
     assert sigma_bias["mcse"].gt(0).all() and sigma_bias["n_used"].le(config["replicates"]).all()
     assert "raw" not in sigma_bias.index.get_level_values("method")
 
     flags = tables["fit_flags"]
     assert (flags["replicates"] == config["replicates"]).all()
-    assert set(flags["flag"]) == {"nonconverged", "singular", "separated", "fit_error"}
+    common_flags = {"nonconverged", "singular", "separated", "fit_error"}
+    for method, flagged in flags.groupby("method"):
+        assert set(flagged["flag"]) == common_flags | ({"improper"} if method == "bayes" else set())
     curve = tables["shrinkage_curve"]
     raw_curve = curve[curve["method"] == "raw"]
     assert (raw_curve["mean_estimate"] - raw_curve["mean_proportion"]).abs().max() < 1e-12
@@ -136,6 +148,7 @@ def test_outputs_have_the_documented_schema_and_sensible_values(run_a):
     for figure in FIGURES:
         for extension in ("png", "pdf"):
             assert (run_a / f"results/figures/{figure}.{extension}").stat().st_size > 1000
+    assert "seed cells not in the grid" not in (run_a / "results/logs/seed_figures.log").read_text()
 
     replicates = cell_tables(run_a, "replicates")
     assert len(replicates) == 4 * config["replicates"] * len(config["methods"])
@@ -145,6 +158,36 @@ def test_outputs_have_the_documented_schema_and_sensible_values(run_a):
     for log in logs:
         start, stop = map(int, log.stem.split("-"))
         assert f"{stop - start}/{stop - start} replicates done" in log.read_text()
+
+
+def test_bayes_has_its_measures_and_theory_is_compared_per_cell(run_a):
+    config = yaml.safe_load((ROOT / SMALL).read_text())
+    tables = summary(run_a)
+    performance = tables["performance"]
+    coverage = performance[performance["measure"] == "coverage_95"]
+    assert set(coverage["method"]) == {"bayes"} and len(coverage) == 4
+    # Nominal 95 % intervals: within 4 MCSEs of 0.95 is a loose check that the columns line up.
+    assert ((coverage["value"] - 0.95).abs() < 4 * coverage["mcse"] + 0.02).all()
+    expected_mcse = (coverage["value"] * (1 - coverage["value"]) / coverage["n_used"]) ** 0.5
+    assert (coverage["mcse"] - expected_mcse).abs().max() < 1e-15
+    improper = tables["fit_flags"].query("flag == 'improper'")
+    assert (improper["replicates"] == config["replicates"]).all()
+
+    comparison = tables["theory"]
+    assert set(comparison["method"]) == {"laplace", "agq", "bayes"}
+    assert len(comparison) == 4 * 3
+    assert comparison["predicted_slope"].between(0, 1).all()
+    assert (comparison["slope_difference"]
+            == comparison["observed_slope"] - comparison["predicted_slope"]).all()
+    slopes = performance.query("measure == 'shrinkage_slope'").set_index(["cell", "method"])
+    observed = comparison.set_index(["cell", "method"])["observed_slope"]
+    assert (observed == slopes.loc[observed.index, "value"]).all()
+
+
+def test_docs_rule_writes_small_copies_of_the_seed_figures(run_a):
+    for figure in DOCS_FIGURES:
+        size = (run_a / f"docs/{figure}.png").stat().st_size
+        assert 1000 < size <= 150_000
 
 
 def test_report_has_every_figure(run_a):
@@ -181,6 +224,8 @@ def test_nothing_reruns_and_extending_the_grid_runs_only_the_new_cell(run_b, run
     assert all(after[path] == stamp for path, stamp in before.items())
     assert (run_b / "results/cells/I12_J10_sd1_p0.5/replicates_0-40.parquet").exists()
     assert len(summary(run_b)["cells"]) == 5
+    for figure in FIGURES:
+        assert (run_b / f"results/figures/{figure}.png").exists()
 
 
 def _bad_grid(directory: Path, axis: str, value) -> str:

@@ -110,3 +110,48 @@ def test_shrinkage_curve_matches_the_clustered_mean_bin_by_bin(cell):
             assert np.isnan(row.mean_estimate_mcse)
         assert row.mean_true_p == pytest.approx(clustered_mean(chosen["p_true"], chosen["replicate"])[0])
         assert chosen["p_raw"].between(row.proportion_low, row.proportion_high).all()
+
+
+def test_bayes_rows_carry_intervals_and_the_improper_flag():
+    # Success probability 0.02 with 3 groups of 2 trials: some replicates have no success at
+    # all, an improper posterior under the flat beta prior.
+    cell = Cell(3, 2, 2, 0.5, 0.02)
+    replicates, groups = fit_chunk(cell, 1, 0, 10, ["laplace", "bayes"])
+    frame = replicates.to_pandas()
+    bayes = frame[frame["method"] == "bayes"]
+    assert replicates.schema.field("improper").type == "bool"
+    assert frame.loc[frame["method"] == "laplace", "improper"].isna().all()
+    improper = bayes["improper"].astype(bool)
+    assert improper.any() and not improper.all()
+    assert (bayes["separated"] == improper).all() and (bayes["converged"] == ~improper).all()
+    assert bayes.loc[improper, "beta_hat"].isna().all()
+    group_frame = groups.to_pandas()
+    intervals = group_frame[group_frame["method"] == "bayes"]
+    proper = intervals[intervals["p_upper"].notna()]
+    assert (proper["p_lower"] <= proper["p_hat"]).all() and (proper["p_hat"] <= proper["p_upper"]).all()
+    assert group_frame.loc[group_frame["method"] == "laplace", "p_upper"].isna().all()
+
+
+def test_a_failed_replicate_keeps_boolean_extras_boolean():
+    parts = [
+        method_registry.MethodFit(*(np.zeros(1),) * 2, *(np.zeros((1, 2)),) * 3,
+                                  *(np.zeros(1, bool),) * 3,
+                                  extra_replicate={"improper": np.array([True]), "sd": np.ones(1)}),
+        method_registry._failed_fit(2),
+    ]
+    stacked = method_registry.stack_fits(parts)
+    assert stacked.extra_replicate["improper"].tolist() == [True, False]
+    assert stacked.extra_replicate["sd"][0] == 1 and np.isnan(stacked.extra_replicate["sd"][1])
+
+
+@pytest.mark.parametrize("cell", [Cell(30, 10, 10, 1.0, 0.7), Cell(30, 2, 50, 1.0, 0.5)],
+                         ids=["balanced", "unbalanced"])
+def test_predicted_shrinkage_is_theory_at_the_true_parameters(cell):
+    from glmmshrink import theory
+    from glmmshrink.summary import predicted_shrinkage
+
+    predicted = predicted_shrinkage(cell)
+    sizes = np.arange(cell.n_trials_min, cell.n_trials_max + 1)
+    assert predicted["predicted_slope"] == theory.predicted_shrinkage_slope(cell.beta_true, cell.re_sd, sizes)
+    assert predicted["predicted_rmse_ratio"] == theory.predicted_rmse(cell.beta_true, cell.re_sd, sizes).ratio
+    assert 0 < predicted["predicted_slope"] < 1 and 0 < predicted["predicted_rmse_ratio"] < 1

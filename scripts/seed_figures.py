@@ -1,0 +1,45 @@
+"""Snakemake entry point of rule seed_figures; the drawing is glmmshrink.figures_seed."""
+
+import logging
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from glmmshrink import figures, figures_seed
+from glmmshrink.config import Cell
+
+COLUMNS = ["cell", "replicate", "group", "method", "n_trials", "successes", "p_raw", "p_hat"]
+
+
+def main(smk) -> None:
+    logging.basicConfig(
+        filename=smk.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    began = time.perf_counter()
+    pooled = smk.params.seed_figures["replicates_pooled"]
+    parts = [pd.read_parquet(path, columns=COLUMNS, filters=[("replicate", "<", pooled)])
+             for path in smk.input.groups]
+    groups = pd.concat(parts, ignore_index=True) if parts else None
+    missing = {role: names for role, names in smk.params.cells_present.items() if not names}
+    if missing:
+        logging.warning("seed cells not in the grid, drawn as placeholders: %s", sorted(missing))
+    question = Cell(**smk.params.seed_figures["question"])
+    answer = [Cell(**parameters) for parameters in smk.params.seed_figures["answer"]]
+    drawn = {
+        "seed_question": figures_seed.seed_question(groups, question),
+        "seed_answer": figures_seed.seed_answer(groups, answer, pooled),
+        "shrinkage_methods": figures_seed.shrinkage_methods(
+            pd.read_parquet(smk.input.shrinkage_curve), question,
+            nagq=smk.params.method_options.get("agq", {}).get("nagq"),
+        ),
+        "why_shrink": figures_seed.why_shrink(pd.read_parquet(smk.input.performance)),
+    }
+    pdfs = {Path(path).stem: path for path in smk.output.pdfs}
+    for name, figure in drawn.items():
+        figures.save(figure, smk.output[name], pdfs[name])
+        logging.info("wrote %s", name)
+    logging.info("work time %.3f s", time.perf_counter() - began)
+
+
+main(snakemake)  # noqa: F821 -- injected by Snakemake's script directive

@@ -6,6 +6,8 @@ Error bars are +-1.96 Monte Carlo SEs.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -146,6 +148,14 @@ def save(figure: plt.Figure, png_path, pdf_path) -> None:
     figure.set_layout_engine("none")
     figure.savefig(pdf_path)
     plt.close(figure)
+
+
+def save_all(drawn, outputs, pdf_paths, log) -> None:
+    """Save each named figure of ``drawn`` to ``outputs[name]`` and the PDF of the same stem."""
+    pdfs = {Path(path).stem: path for path in pdf_paths}
+    for name, figure in drawn.items():
+        save(figure, outputs[name], pdfs[name])
+        log.info("wrote %s", name)
 
 
 def downscale_png(source, target, max_width: int = 1000, max_bytes: int = 150_000) -> int:

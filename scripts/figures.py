@@ -2,7 +2,6 @@
 
 import logging
 import time
-from pathlib import Path
 
 import pandas as pd
 
@@ -24,10 +23,7 @@ def main(smk) -> None:
         "singular_rate": figures.singular_rate(tables["fit_flags"], hyperparameter_methods),
         "rmse_ratio": figures.rmse_ratio(tables["performance"]),
     }
-    pdfs = {Path(path).stem: path for path in smk.output.pdfs}
-    for name, figure in drawn.items():
-        figures.save(figure, smk.output[name], pdfs[name])
-        logging.info("wrote %s", name)
+    figures.save_all(drawn, smk.output, smk.output.pdfs, logging)
     logging.info("work time %.3f s", time.perf_counter() - began)
 
 

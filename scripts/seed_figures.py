@@ -2,7 +2,6 @@
 
 import logging
 import time
-from pathlib import Path
 
 import pandas as pd
 
@@ -35,10 +34,7 @@ def main(smk) -> None:
         ),
         "why_shrink": figures_seed.why_shrink(pd.read_parquet(smk.input.performance)),
     }
-    pdfs = {Path(path).stem: path for path in smk.output.pdfs}
-    for name, figure in drawn.items():
-        figures.save(figure, smk.output[name], pdfs[name])
-        logging.info("wrote %s", name)
+    figures.save_all(drawn, smk.output, smk.output.pdfs, logging)
     logging.info("work time %.3f s", time.perf_counter() - began)
 
 

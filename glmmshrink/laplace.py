@@ -119,11 +119,11 @@ def _fit_block(y, n, count, nagq):
             boundary_is_max[idx] & (step[1, idx] < 0) & (value_0[idx] >= v_cur[idx]) & ~grad_small
         )
         jumped = idx[to_boundary]
-        b_cur[jumped], s_cur[jumped], v_cur[jumped] = beta_0[jumped], 0.0, value_0[jumped]
-        u_cur[:, jumped] = 0.0
-        g_cur[:, jumped] = 0.0
-        g_cur[0, jumped] = objective(b_cur[jumped], s_cur[jumped], u_cur[:, jumped],
-                                     y[:, jumped], n[:, jumped], count[:, jumped])[1][0]
+        if jumped.size:
+            b_cur[jumped], s_cur[jumped], v_cur[jumped] = beta_0[jumped], 0.0, value_0[jumped]
+            u_cur[:, jumped] = 0.0
+            g_cur[:, jumped] = objective(b_cur[jumped], s_cur[jumped], u_cur[:, jumped],
+                                         y[:, jumped], n[:, jumped], count[:, jumped])[1]
         finished = grad_small | to_boundary
         done[idx[finished]] = True
         ok[idx[finished]] = True

@@ -20,9 +20,10 @@ import argparse  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
-from scipy.special import expit, logit  # noqa: E402
 
 from glmmshrink.bayes import posterior_glmm  # noqa: E402
+from glmmshrink.config import Cell  # noqa: E402
+from glmmshrink.simulate import simulate_replicates  # noqa: E402
 
 DESIGNS = {
     "seed I=30 J=10 p0=0.7 sd=1": (30, 10, 0.7, 1.0),
@@ -31,15 +32,6 @@ DESIGNS = {
     "I=30 J=10 p0=0.7 sd=2": (30, 10, 0.7, 2.0),
     "I=30 J~U(5,50) p0=0.5 sd=0.7": (30, (5, 50), 0.5, 0.7),
 }
-
-
-def simulate(rng, reps, groups, trials, p0, sd):
-    """Datasets of the study's mechanism: logit p_i = logit p0 + sd z_i, n_i fixed or uniform."""
-    if isinstance(trials, tuple):
-        n = rng.integers(trials[0], trials[1] + 1, size=(reps, groups))
-    else:
-        n = np.full((reps, groups), trials)
-    return rng.binomial(n, expit(logit(p0) + sd * rng.standard_normal((reps, groups)))), n
 
 
 def seconds_per_replicate(y, n, repeats=3):
@@ -56,10 +48,11 @@ def main(argv=None):
     parser.add_argument("--reps", type=int, default=500, help="replicates per design")
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args(argv)
-    rng = np.random.default_rng(args.seed)
     print(f"posterior_glmm, {args.reps} replicates per design, 1 thread")
     for name, (groups, trials, p0, sd) in DESIGNS.items():
-        y, n = simulate(rng, args.reps, groups, trials, p0, sd)
+        low, high = trials if isinstance(trials, tuple) else (trials, trials)
+        data = simulate_replicates(Cell(groups, low, high, sd, p0), args.seed, 0, args.reps)
+        y, n = data.y, data.n
         cost = seconds_per_replicate(y, n)
         print(f"  {name:30s} {cost * 1e3:7.2f} ms/replicate  ({1 / cost:7.0f} replicates/s)")
 

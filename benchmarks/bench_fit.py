@@ -23,9 +23,10 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
-from scipy.special import expit, logit  # noqa: E402
 
 from glmmshrink import fit_glmm  # noqa: E402
+from glmmshrink.config import Cell  # noqa: E402
+from glmmshrink.simulate import simulate_replicates  # noqa: E402
 
 GLMER_SCRIPT = r"""
 suppressPackageStartupMessages(library(lme4))
@@ -42,14 +43,10 @@ cat((proc.time()[["elapsed"]] - t0) / nrow(d$y), "\n")
 """
 
 
-def simulate(rng, reps, groups, trials, p0, sd):
-    """Datasets of the study's mechanism: logit p_i = logit p0 + sd z_i, n_i fixed or uniform."""
-    if isinstance(trials, tuple):
-        n = rng.integers(trials[0], trials[1] + 1, size=(reps, groups))
-    else:
-        n = np.full((reps, groups), trials)
-    p = expit(logit(p0) + sd * rng.standard_normal((reps, groups)))
-    return rng.binomial(n, p), n
+def study_data(reps, cell, seed=20261126):
+    """``reps`` datasets of ``cell`` from the study's own data-generating mechanism."""
+    data = simulate_replicates(cell, seed, 0, reps)
+    return data.y, data.n
 
 
 def fits_per_second(y, n, nagq=1, repeats=3):
@@ -87,16 +84,15 @@ def main():
     parser.add_argument("--lme4-reps", type=int, default=40)
     parser.add_argument("--memory-reps", type=int, default=100_000)
     args = parser.parse_args()
-    rng = np.random.default_rng(20261126)
-
+    seed_cell = Cell(n_groups=30, n_trials_min=10, n_trials_max=10, re_sd=1.0, p0=0.7)
     designs = {
-        "seed design I=30 J=10 p0=0.7 sd=1": (args.reps, 30, 10, 0.7, 1.0),
-        "I=500 J=5 p0=0.5 sd=1": (max(1, args.reps // 10), 500, 5, 0.5, 1.0),
-        "unbalanced I=30 n_i~U{1..60} p0=0.5 sd=1": (args.reps, 30, (1, 60), 0.5, 1.0),
+        "seed design I=30 J=10 p0=0.7 sd=1": (args.reps, seed_cell),
+        "I=500 J=5 p0=0.5 sd=1": (max(1, args.reps // 10), Cell(500, 5, 5, 1.0, 0.5)),
+        "unbalanced I=30 n_i~U{1..60} p0=0.5 sd=1": (args.reps, Cell(30, 1, 60, 1.0, 0.5)),
     }
     seed_data = None
     for label, design in designs.items():
-        y, n = simulate(rng, *design)
+        y, n = study_data(*design)
         rate, fit = fits_per_second(y, n)
         print(f"{label:45s} R={y.shape[0]:6d}  {rate:9.0f} fits/s/core  "
               f"converged {fit.converged.mean():.4f}  singular {fit.singular.mean():.4f}  "
@@ -113,7 +109,7 @@ def main():
         print(f"lme4::glmer on {args.lme4_reps} seed-design datasets: {1000 * glmer_time:.1f} ms/fit; "
               f"fit_glmm is {seed_rate * glmer_time:.0f}x faster per core")
 
-    y, n = simulate(rng, args.memory_reps, 30, 10, 0.7, 1.0)
+    y, n = study_data(args.memory_reps, seed_cell)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
     fit_glmm(y, n)

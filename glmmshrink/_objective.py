@@ -25,7 +25,13 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy.special import expit
+from scipy.special import expit, gammaln
+
+
+def log_choose(n, y):
+    """Elementwise log C(n, y): the constant lme4 adds to the log-likelihood of aggregated data."""
+    n, y = np.asarray(n, dtype=float), np.asarray(y, dtype=float)
+    return gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1)
 
 
 def ordered_sum(values, axis):

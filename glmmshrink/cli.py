@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from glmmshrink.config import Cell
-from glmmshrink.glmer_summary import GlmerSummary, intercept_se, log_choose
+from glmmshrink._objective import log_choose
+from glmmshrink.glmer_summary import GlmerSummary, intercept_se
 from glmmshrink.simulate import replicate_rng, simulate_replicate
 
 EXIT_OK = 0

@@ -17,18 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit, gammaln
+from scipy.special import expit
 from scipy.stats import norm
 
 from glmmshrink._modes import conditional_modes
 from glmmshrink._objective import agq_objective, laplace_objective
-
-
-def log_choose(n, y) -> np.ndarray:
-    """Elementwise log C(n, y), the binomial coefficient lme4 adds on aggregated data."""
-    n = np.asarray(n, dtype=float)
-    y = np.asarray(y, dtype=float)
-    return gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1)
 
 
 def _one_dataset(y, n, beta, sigma):

@@ -24,11 +24,11 @@ boundary check does.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit, gammaln, logit
+from scipy.special import expit, logit, xlogy
 
 from glmmshrink._groups import distinct_groups
 from glmmshrink._modes import conditional_modes
-from glmmshrink._objective import agq_objective, laplace_objective, sum_over_groups
+from glmmshrink._objective import agq_objective, laplace_objective, log_choose, sum_over_groups
 from glmmshrink._result import GlmmFit
 from glmmshrink._validate import as_counts
 
@@ -225,8 +225,8 @@ def fit_glmm(y, n, nagq=1):
             groups.y[:, cols], groups.n[:, cols], groups.count[:, cols], nagq
         )
 
-    log_choose = gammaln(groups.n + 1) - gammaln(groups.y + 1) - gammaln(groups.n - groups.y + 1)
-    loglik = np.where(separated, 0.0, value + sum_over_groups(groups.count * log_choose))
+    constant = sum_over_groups(groups.count * log_choose(groups.n, groups.y))
+    loglik = np.where(separated, 0.0, value + constant)
 
     p_mode = expit(beta + sigma * u)
     b_rows = sigma * u
@@ -244,7 +244,8 @@ def fit_glmm(y, n, nagq=1):
     )
     if was_1d:
         fields = {key: val[0] for key, val in fields.items()}
-    return GlmmFit(**fields, nagq=nagq, n_groups=(n > 0).sum(axis=1).squeeze() if was_1d else (n > 0).sum(axis=1))
+    n_groups = (n > 0).sum(axis=1)
+    return GlmmFit(**fields, nagq=nagq, n_groups=n_groups[0] if was_1d else n_groups)
 
 
 def lme4_agq_loglik(fit, y, n):
@@ -254,11 +255,6 @@ def lme4_agq_loglik(fit, y, n):
     log-likelihood sum_i [y_i log(y_i/n_i) + (n_i - y_i) log(1 - y_i/n_i)] (0 log 0 = 0).
     """
     y, n, _ = as_counts(y, n)
-    yf, nf = y.astype(float), n.astype(float)
-    log_choose = gammaln(nf + 1) - gammaln(yf + 1) - gammaln(nf - yf + 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        prop = np.where(nf > 0, yf / np.where(nf > 0, nf, 1.0), 0.0)
-        saturated = np.where(yf > 0, yf * np.log(prop), 0.0) + np.where(
-            nf - yf > 0, (nf - yf) * np.log1p(-prop), 0.0
-        )
-    return np.squeeze(fit.loglik - (log_choose + saturated).sum(axis=-1))
+    trials = np.maximum(n, 1)  # padding groups (n = 0, y = 0) contribute 0 either way
+    saturated = xlogy(y, y / trials) + xlogy(n - y, (n - y) / trials)
+    return np.squeeze(fit.loglik - (log_choose(n, y) + saturated).sum(axis=-1))

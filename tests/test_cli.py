@@ -50,6 +50,11 @@ LME4_RX_SE_RTOL = 1e-7
 # The fit reproduces lme4's tight optimum to ~2e-5 in the parameters; loglik is flat there.
 LOGLIK_ATOL = 1e-5
 
+def fit_argv(path, *extra):
+    """``glmmshrink fit`` on ``path`` with response ``result`` grouped by ``subject``."""
+    return ["fit", str(path), "--response", "result", "--group", "subject", *extra]
+
+
 FITS = [
     (dataset["id"], kind)
     for dataset in SE_REFERENCE
@@ -134,7 +139,7 @@ def test_printed_summary_shows_lme4_numbers(tmp_path, capsys):
     dataset = BY_ID["seed_question_1001"]
     lme4 = dataset["bernoulli_rows"]
     path = write_rows(tmp_path / "rows.csv", dataset["y"], dataset["n"])
-    assert main(["fit", str(path), "--response", "result", "--group", "subject"]) == 0
+    assert main(fit_argv(path)) == 0
     out = capsys.readouterr().out
     assert "Formula: result ~ 1 + (1 | subject)" in out
     assert "Number of obs: 300, groups:  subject, 30" in out
@@ -195,19 +200,7 @@ def test_out_writes_per_group_estimates(tmp_path, capsys):
     dataset = BY_ID["few_groups_1007"]
     path = write_counts(tmp_path / "counts.csv", dataset["y"], dataset["n"])
     out_path = tmp_path / "groups.csv"
-    argv = [
-        "fit",
-        str(path),
-        "--response",
-        "result",
-        "--group",
-        "subject",
-        "--trials",
-        "n",
-        "--out",
-        str(out_path),
-    ]
-    assert main(argv) == 0
+    assert main(fit_argv(path, "--trials", "n", "--out", str(out_path))) == 0
     assert str(out_path) in capsys.readouterr().out
     table = pd.read_csv(out_path)
     assert list(table.columns) == ["subject", "y", "n", "observed_p", "b", "b_sd", "p_hat"]
@@ -224,23 +217,7 @@ def test_out_writes_per_group_estimates(tmp_path, capsys):
 def test_nagq_option_reaches_the_fit(tmp_path, capsys):
     dataset = BY_ID["seed_question_1001"]
     path = write_counts(tmp_path / "counts.csv", dataset["y"], dataset["n"])
-    assert (
-        main(
-            [
-                "fit",
-                str(path),
-                "--response",
-                "result",
-                "--group",
-                "subject",
-                "--trials",
-                "n",
-                "--nagq",
-                "25",
-            ]
-        )
-        == 0
-    )
+    assert main(fit_argv(path, "--trials", "n", "--nagq", "25")) == 0
     out = capsys.readouterr().out
     assert "Adaptive Gauss-Hermite Quadrature, nAGQ = 25" in out
     fixed = out.split("Fixed effects:")[1]
@@ -250,13 +227,11 @@ def test_nagq_option_reaches_the_fit(tmp_path, capsys):
 def test_singular_and_separated_fits_are_reported(tmp_path, capsys):
     dataset = BY_ID["small_sd_1009"]
     path = write_counts(tmp_path / "singular.csv", dataset["y"], dataset["n"])
-    assert (
-        main(["fit", str(path), "--response", "result", "--group", "subject", "--trials", "n"]) == 0
-    )
+    assert main(fit_argv(path, "--trials", "n")) == 0
     assert "boundary (singular) fit" in capsys.readouterr().out
 
     path = write_rows(tmp_path / "separated.csv", [0, 0, 0], [2, 3, 1])
-    assert main(["fit", str(path), "--response", "result", "--group", "subject"]) == 0
+    assert main(fit_argv(path)) == 0
     out = capsys.readouterr().out
     assert "complete separation" in out
     assert "-Inf" in out.split("Fixed effects:")[1]
@@ -287,7 +262,7 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path, capsys, csv_text, extr
     path = tmp_path / "data.csv"
     if csv_text is not None:
         path.write_text(csv_text)
-    code = main(["fit", str(path), "--response", "result", "--group", "subject", *extra])
+    code = main(fit_argv(path, *extra))
     captured = capsys.readouterr()
     assert code == 2
     assert captured.out == ""
@@ -343,18 +318,6 @@ def test_unwritable_out_path_exits_2(tmp_path, capsys):
     dataset = BY_ID["few_groups_1007"]
     path = write_counts(tmp_path / "counts.csv", dataset["y"], dataset["n"])
     out_path = tmp_path / "no_such_dir" / "groups.csv"
-    argv = [
-        "fit",
-        str(path),
-        "--response",
-        "result",
-        "--group",
-        "subject",
-        "--trials",
-        "n",
-        "--out",
-        str(out_path),
-    ]
-    assert main(argv) == 2
+    assert main(fit_argv(path, "--trials", "n", "--out", str(out_path))) == 2
     err = capsys.readouterr().err
     assert "cannot write" in err and "Traceback" not in err

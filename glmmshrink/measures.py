@@ -10,6 +10,11 @@ value ``theta``:
 - MSE = mean((theta_hat - theta)^2), MCSE = sqrt(sum(((theta_hat - theta)^2 - MSE)^2) / (n (n - 1)));
 - a proportion C (coverage, or here a rate of fit failures), MCSE = sqrt(C (1 - C) / n).
 
+- ModSE = sqrt(mean(se^2)) and its relative error against EmpSE, with rsimsum's MCSEs (see the
+  comment above :func:`modelse` for the source lines);
+- coverage and mean width of intervals, per replicate (beta) or over groups with the replicate as
+  the cluster (p); the rejection rate of a test, MCSE sqrt(r (1 - r) / n).
+
 RMSE is reported as sqrt(MSE) with the delta-method MCSE, MCSE(MSE) / (2 RMSE).
 Non-finite estimates (a separated fit's infinite beta, a failed fit's NaN) are left out and the
 number of replicates used is returned with every measure.
@@ -209,3 +214,140 @@ def clustered_mean(values, clusters) -> tuple[float, float]:
         return float(mean), np.nan
     variance = n_clusters / (n_clusters - 1) * np.sum((sums - mean * counts) ** 2) / counts.sum() ** 2
     return float(mean), float(np.sqrt(variance))
+
+
+# Interval estimands. rsimsum's R/performance.R (ellessenne/rsimsum, commit 6041ba7), with nsim
+# the replicates whose estimate and SE are both present:
+#   modelse       = sqrt(mean(se^2))                                         (line 81)
+#   modelse MCSE  = sqrt(var(se^2) / (4 nsim modelse^2))                     (line 213)
+#   relerror      = 100 (modelse / empse - 1)                                (line 85)
+#   relerror MCSE = 100 (modelse / empse)
+#                   * sqrt(var(se^2) / (4 nsim modelse^4) + 1 / (2 (nsim - 1)))  (lines 216-218)
+#   cover MCSE    = sqrt(cover (1 - cover) / nsim)                           (line 221)
+# var() has divisor nsim - 1, as R's.
+
+
+def _paired_finite(estimates, standard_errors) -> tuple[np.ndarray, np.ndarray]:
+    estimates = np.asarray(estimates, dtype=np.float64).ravel()
+    standard_errors = np.asarray(standard_errors, dtype=np.float64).ravel()
+    if estimates.shape != standard_errors.shape:
+        raise ValueError(f"estimates and standard errors differ in length: "
+                         f"{estimates.size} and {standard_errors.size}")
+    if np.any(standard_errors < 0):
+        raise ValueError("standard errors must be >= 0")
+    keep = np.isfinite(estimates) & np.isfinite(standard_errors)
+    return estimates[keep], standard_errors[keep]
+
+
+def modelse(estimates, standard_errors) -> Measure:
+    """Average model-based SE, rsimsum's root mean squared SE sqrt(mean(se^2)), with its MCSE.
+
+    rsimsum (R/performance.R) and Morris et al. (2019, Table 6) average the model variances and
+    take the root; the plain mean of SEs is smaller by Jensen's inequality. MCSE
+    sqrt(var(se^2) / (4 n ModSE^2)) (delta method, rsimsum line 213). Only replicates whose
+    estimate and SE are both finite count (rsimsum's ``nsim``).
+    """
+    _, se = _paired_finite(estimates, standard_errors)
+    n = se.size
+    if n == 0:
+        return Measure(np.nan, np.nan, 0)
+    value = np.sqrt(np.mean(se**2))
+    if n < 2 or value == 0:
+        return Measure(float(value), np.nan, n)
+    mcse = np.sqrt(np.var(se**2, ddof=1) / (4 * n * value**2))
+    return Measure(float(value), float(mcse), n)
+
+
+def relerror_modelse(estimates, standard_errors) -> Measure:
+    """Relative % error of the model-based SE, 100 (ModSE / EmpSE - 1), with rsimsum's MCSE.
+
+    ModSE as :func:`modelse` and EmpSE the SD of the same replicates' estimates. MCSE
+    100 (ModSE/EmpSE) sqrt(var(se^2) / (4 n ModSE^4) + 1 / (2 (n - 1))) (rsimsum
+    R/performance.R lines 216-218; it treats ModSE and EmpSE as independent).
+    """
+    estimates, se = _paired_finite(estimates, standard_errors)
+    n = se.size
+    if n < 2:
+        return Measure(np.nan, np.nan, n)
+    model = np.sqrt(np.mean(se**2))
+    empirical = estimates.std(ddof=1)
+    if empirical == 0 or model == 0:
+        return Measure(np.nan, np.nan, n)
+    ratio = model / empirical
+    mcse = 100 * ratio * np.sqrt(np.var(se**2, ddof=1) / (4 * n * model**4) + 1 / (2 * (n - 1)))
+    return Measure(float(100 * (ratio - 1)), float(mcse), n)
+
+
+def _interval_arrays(lower, upper):
+    lower = np.asarray(lower, dtype=np.float64)
+    upper = np.asarray(upper, dtype=np.float64)
+    if lower.shape != upper.shape:
+        raise ValueError(f"lower and upper differ in shape: {lower.shape} and {upper.shape}")
+    usable = np.isfinite(lower) & np.isfinite(upper)
+    if np.any(lower[usable] > upper[usable]):
+        raise ValueError("an interval has lower > upper")
+    return lower, upper, usable
+
+
+def coverage(lower, upper, true_value) -> Measure:
+    """Share of replicates' intervals with lower <= truth <= upper, MCSE sqrt(C (1 - C) / n).
+
+    One interval per replicate (e.g. beta's). Intervals with a non-finite end are left out;
+    ``n_used`` counts the rest. The ends count as covered, as in rsimsum (line 114).
+    """
+    lower, upper, usable = _interval_arrays(np.ravel(lower), np.ravel(upper))
+    truth = np.broadcast_to(np.asarray(true_value, dtype=np.float64), lower.shape)
+    return proportion((lower[usable] <= truth[usable]) & (truth[usable] <= upper[usable]))
+
+
+def mean_width(lower, upper) -> Measure:
+    """Mean width upper - lower of one interval per replicate, MCSE sd / sqrt(n)."""
+    lower, upper, usable = _interval_arrays(np.ravel(lower), np.ravel(upper))
+    return mean_with_mcse((upper - lower)[usable])
+
+
+def _clustered_measure(values, usable, clusters) -> Measure:
+    values = np.where(usable, values, np.nan).ravel()
+    clusters = np.asarray(clusters).ravel()
+    if clusters.size != values.size:
+        raise ValueError(f"clusters has {clusters.size} entries for {values.size} intervals")
+    n_clusters = np.unique(clusters[np.isfinite(values)]).size
+    if n_clusters == 0:
+        return Measure(np.nan, np.nan, 0)
+    value, se = clustered_mean(values, clusters)
+    return Measure(value, se, int(n_clusters))
+
+
+def clustered_coverage(lower, upper, truth, clusters) -> Measure:
+    """Coverage over all groups' intervals with the replicate (cluster) as the independent unit.
+
+    The estimate is the share of usable intervals that cover, sum_r(covered_r) / sum_r(usable_r),
+    and its MCSE the ratio estimator's linearised SE (:func:`clustered_mean`, Cochran 1977,
+    eq. 6.13). Groups of one replicate share beta-hat and sigma-hat, so their coverage events
+    correlate; treating replicates as the independent draws keeps the MCSE honest. When every
+    replicate has the same number of usable intervals this equals the mean of the per-replicate
+    coverage proportions with MCSE sd / sqrt(R). ``n_used`` counts replicates with at least one
+    interval whose ends are finite.
+    """
+    lower, upper, usable = _interval_arrays(lower, upper)
+    truth = np.broadcast_to(np.asarray(truth, dtype=np.float64), lower.shape)
+    covered = ((lower <= truth) & (truth <= upper)).astype(np.float64)
+    return _clustered_measure(covered, usable, clusters)
+
+
+def clustered_mean_width(lower, upper, clusters) -> Measure:
+    """Mean width over all groups' intervals, replicate-clustered MCSE as :func:`clustered_coverage`."""
+    lower, upper, usable = _interval_arrays(lower, upper)
+    return _clustered_measure(upper - lower, usable, clusters)
+
+
+def rejection_rate(p_values, level: float = 0.05) -> Measure:
+    """Share of replicates whose test rejects (p <= level), MCSE sqrt(r (1 - r) / n).
+
+    At a true null this is the test's size, otherwise its power (rsimsum's ``power``, line 226).
+    NaN p-values (a test that could not be computed) are left out; ``n_used`` counts the rest.
+    """
+    if not 0.0 < float(level) < 1.0:
+        raise ValueError(f"level must be strictly between 0 and 1, got {level}")
+    values = _finite(p_values)
+    return proportion(values <= level)

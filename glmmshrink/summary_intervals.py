@@ -35,8 +35,8 @@ BETA_COLUMNS = ("beta_hat", "beta_se", "beta_lower", "beta_upper")
 P_COLUMNS = ("replicate", "p_true", "p_lower", "p_upper")
 LIKELIHOOD_COLUMNS = ("loglik", "loglik_null")
 BETA_INTERVAL_COLUMNS = [
-    "method", "replicate", "beta_hat", "beta_se", "beta_lower", "beta_upper", "covers", "z",
-    "z_rank",
+    "method", "replicate", "beta_true", "beta_hat", "beta_se", "beta_lower", "beta_upper", "covers",
+    "z", "z_rank",
 ]
 
 
@@ -136,7 +136,7 @@ def beta_interval_table(beta_true: float, replicates: pd.DataFrame,
                         beta_interval_methods: Collection[str]) -> pd.DataFrame:
     """Per-replicate beta intervals of one cell, ranked for the zip plot (Morris et al. 2019, Fig. 5).
 
-    Columns ``BETA_INTERVAL_COLUMNS``: ``covers`` (beta_lower <= beta_true <= beta_upper),
+    Columns ``BETA_INTERVAL_COLUMNS``: ``beta_true`` (for the plot's reference line), ``covers`` (beta_lower <= beta_true <= beta_upper),
     ``z`` = (beta_hat - beta_true) / beta_se and ``z_rank``, the fractional centile of |z| within
     the method: rank(|z|) / n with average ranks for ties (rsimsum's ``.zip_plot`` divides by the
     largest rank instead, the same unless the largest |z| is tied). Only replicates with finite
@@ -154,6 +154,7 @@ def beta_interval_table(beta_true: float, replicates: pd.DataFrame,
         frames.append(pd.DataFrame({
             "method": method,
             "replicate": table["replicate"].to_numpy()[keep],
+            "beta_true": float(beta_true),
             **{name: value[keep] for name, value in values.items()},
             "covers": (values["beta_lower"][keep] <= beta_true) & (beta_true <= values["beta_upper"][keep]),
             "z": z,

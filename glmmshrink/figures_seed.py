@@ -131,6 +131,9 @@ def shrinkage_methods(shrinkage_curve: pd.DataFrame, cell: Cell, nagq: int | Non
             axis.errorbar(curve["mean_proportion"], curve["mean_estimate"],
                           yerr=MCSE_Z * curve["mean_estimate_mcse"].fillna(0), marker="o", ms=3.5,
                           lw=1, capsize=1.5, color=_color(method), label=method_label(method, nagq))
+        truth = rows[rows["method"] == methods[0]]  # every method has the same groups
+        axis.plot(truth["mean_proportion"], truth["mean_true_p"], color="k", lw=1, ls="-.", marker="x",
+                  ms=3.5, label="E[true p | y/n]")
         draw_theory(axis, cell.p0, cell.re_sd, cell.n_trials_min)
         missing = [m for m in order if m not in methods]
         if missing:

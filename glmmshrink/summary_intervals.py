@@ -136,8 +136,8 @@ def beta_interval_table(beta_true: float, replicates: pd.DataFrame,
                         beta_interval_methods: Collection[str]) -> pd.DataFrame:
     """Per-replicate beta intervals of one cell, ranked for the zip plot (Morris et al. 2019, Fig. 5).
 
-    Columns ``BETA_INTERVAL_COLUMNS``: ``beta_true`` (for the plot's reference line), ``covers`` (beta_lower <= beta_true <= beta_upper),
-    ``z`` = (beta_hat - beta_true) / beta_se and ``z_rank``, the fractional centile of |z| within
+    Columns ``BETA_INTERVAL_COLUMNS``: ``beta_true`` (the plot's reference line), ``covers``
+    (beta_lower <= beta_true <= beta_upper), ``z`` = (beta_hat - beta_true) / beta_se and ``z_rank``, the fractional centile of |z| within
     the method: rank(|z|) / n with average ranks for ties (rsimsum's ``.zip_plot`` divides by the
     largest rank instead, the same unless the largest |z| is tied). Only replicates with finite
     estimate, positive SE and finite interval ends are kept, as in ``coverage_95``'s ``n_used``

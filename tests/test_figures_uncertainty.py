@@ -132,3 +132,24 @@ def test_nested_loop_without_a_measure_shows_a_placeholder_panel(measure):
     panel = figure.axes[0 if measure == "coverage_95" else 1]
     assert "no rows" in " ".join(t.get_text() for t in panel.texts)
     plt.close(figure)
+
+
+def test_shrinkage_methods_draws_the_mean_true_p_at_each_observed_proportion_once():
+    from glmmshrink.config import Cell
+    from glmmshrink.figures_seed import shrinkage_methods
+
+    cell = Cell(30, 10, 10, 1.0, 0.7)
+    y = np.arange(11)
+    curve = pd.concat([pd.DataFrame({
+        "cell": cell.name, "method": method, "bin": y, "mean_proportion": y / 10,
+        "mean_estimate": 0.7 + shrink * (y / 10 - 0.7), "mean_estimate_mcse": 0.01,
+        "mean_true_p": 0.7 + 0.6 * (y / 10 - 0.7), "mean_true_p_mcse": 0.01,
+    }) for method, shrink in (("raw", 1.0), ("laplace", 0.5), ("bayes", 0.55))], ignore_index=True)
+    figure = shrinkage_methods(curve, cell)
+    axis = figure.axes[0]
+    truth = [line for line in axis.get_lines() if line.get_label() == "E[true p | y/n]"]
+    assert len(truth) == 1
+    np.testing.assert_allclose(truth[0].get_xdata(), y / 10)
+    np.testing.assert_allclose(truth[0].get_ydata(), 0.7 + 0.6 * (y / 10 - 0.7))
+    assert "E[true p | y/n]" in [text.get_text() for text in axis.get_legend().get_texts()]
+    plt.close(figure)

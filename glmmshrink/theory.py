@@ -185,10 +185,14 @@ def predicted_shrinkage_slope(beta, sigma, n):
     This is the population version of the regression of the group estimate on the observed
     proportion: Cov(estimate, y / n) / Var(y / n) under the marginal distribution of y
     (p ~ logit-normal(beta, sigma), y | p ~ Binomial(n, p)). 1 means no shrinkage, 0 full pooling.
-    An array ``n`` pools groups of those sizes, equally weighted.
+    An array ``n`` pools groups of those sizes, equally weighted. sigma = 0 gives 0.
     """
     beta, sigma = (float(v) for v in _check_parameters(beta, sigma))
     sizes = _group_sizes(n)
+    if sigma == 0.0:
+        # Full pooling: every estimate is expit(beta), so the slope is exactly 0 (the weighted
+        # sums below would leave round-off of either sign).
+        return 0.0
     proportions, estimates, weights = [], [], []
     for size, count in zip(*np.unique(sizes, return_counts=True)):
         curve = shrinkage_curve(beta, sigma, size)

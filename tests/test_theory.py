@@ -105,3 +105,49 @@ def test_invalid_inputs_raise():
         exact_map(11, 10, 0.0, 1.0)
     with pytest.raises(ValueError, match="n must"):
         predicted_rmse(0.0, 1.0, 0)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("n", [10, np.arange(2, 51)], ids=["balanced", "unbalanced"])
+def test_sigma_zero_predicts_full_pooling_without_warnings(n):
+    beta = logit(0.7)
+    assert predicted_shrinkage_slope(beta, 0.0, n) == 0.0
+    gain = predicted_rmse(beta, 0.0, n)
+    sizes = np.atleast_1d(n)
+    assert gain.rmse_raw == pytest.approx(np.sqrt(0.7 * 0.3 * np.mean(1 / sizes)), rel=1e-12)
+    assert gain.rmse_shrunk == 0.0 and gain.ratio == 0.0
+
+
+@pytest.mark.filterwarnings("error")
+def test_sigma_zero_curves_are_flat_at_the_common_p():
+    from scipy.stats import binom
+
+    curve = shrinkage_curve(logit(0.7), 0.0, 10)
+    np.testing.assert_allclose(curve.exact, 0.7, rtol=1e-12)
+    np.testing.assert_allclose(curve.linear, 0.7, rtol=1e-12)
+    np.testing.assert_allclose(curve.probability, binom.pmf(np.arange(11), 10, 0.7), rtol=1e-10)
+    assert shrinkage_factor(10, logit(0.7), 0.0) == 0.0
+
+
+@pytest.mark.filterwarnings("error")
+def test_summary_theory_of_an_sd0_cell_is_finite():
+    from glmmshrink.config import Cell
+    from glmmshrink.summary import predicted_shrinkage
+
+    for cell in (Cell(30, 10, 10, 0.0, 0.5), Cell(30, 2, 50, 0.0, 0.5)):
+        predicted = predicted_shrinkage(cell)
+        assert predicted["predicted_slope"] == 0.0 and predicted["predicted_rmse_ratio"] == 0.0
+        assert np.isfinite(predicted["predicted_rmse_raw"]) and predicted["predicted_rmse_raw"] > 0
+
+
+def test_summary_tables_of_an_sd0_cell_have_finite_theory_rows():
+    from glmmshrink.config import Cell
+    from glmmshrink.study import fit_chunk
+    from glmmshrink.summary import summarise_cell
+
+    cell = Cell(12, 10, 10, 0.0, 0.5)
+    replicates, groups = fit_chunk(cell, 7, 0, 10, ["raw", "laplace"])
+    theory_table = summarise_cell(cell, replicates.to_pandas(), groups.to_pandas())["theory"]
+    assert list(theory_table["method"]) == ["laplace"]
+    numeric = theory_table.drop(columns=["cell", "method"]).to_numpy(float)
+    assert np.isfinite(numeric).all()

@@ -17,13 +17,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from glmmshrink import theory  # noqa: E402
+from glmmshrink.methods import METHODS, MethodRegistry  # noqa: E402
 
 MCSE_Z = 1.96
-METHOD_COLORS = {"raw": "0.45", "laplace": "C0", "agq": "C1", "bayes": "C2"}
-
-
-def _color(method: str) -> str:
-    return METHOD_COLORS.get(method, "C3")
 
 
 def _series_label(row) -> str:
@@ -35,7 +31,8 @@ def _x_trials(frame: pd.DataFrame) -> pd.Series:
     return (frame["n_trials_min"] + frame["n_trials_max"]) / 2
 
 
-def shrinkage_curves(shrinkage_curve: pd.DataFrame) -> plt.Figure:
+def shrinkage_curves(shrinkage_curve: pd.DataFrame, registry: MethodRegistry = METHODS,
+                     method_options=None) -> plt.Figure:
     """Mean estimate vs observed proportion, facets J (columns) x sd (rows), balanced cells.
 
     Each panel also shows theory (a), the exact conditional-mode map, and (b), its linear
@@ -59,9 +56,10 @@ def shrinkage_curves(shrinkage_curve: pd.DataFrame) -> plt.Figure:
         axis = axes[sds.index(sd), trials.index(n_trials)]
         axis.plot([0, 1], [0, 1], color="k", lw=0.7, ls=":")
         for (method, n_groups, p0), curve in panel.groupby(["method", "n_groups", "p0"]):
-            label = method if len(styles) == 1 else f"{method}, I={n_groups}, p0={p0:g}"
+            name = registry.label(method, method_options)
+            label = name if len(styles) == 1 else f"{name}, I={n_groups}, p0={p0:g}"
             axis.plot(curve["mean_proportion"], curve["mean_estimate"], ls=styles[(n_groups, p0)],
-                      marker=".", ms=3, lw=1, color=_color(method), label=label)
+                      marker=".", ms=3, lw=1, color=registry[method].color, label=label)
         for p0 in sorted(panel["p0"].unique()):
             draw_theory(axis, p0, sd, n_trials)
         axis.set_title(f"J={n_trials}, sd={sd:g}", fontsize=8)
@@ -91,8 +89,9 @@ def draw_theory(axis, p0: float, sd: float, n_trials: int) -> None:
     axis.plot(curve.proportion, curve.linear, zorder=1, **THEORY_STYLES["linear"])
 
 
-def _per_method_panels(frame: pd.DataFrame, value, error, ylabel, reference=None) -> plt.Figure:
-    methods = list(dict.fromkeys(frame["method"]))
+def _per_method_panels(frame: pd.DataFrame, value, error, ylabel, registry: MethodRegistry,
+                       method_options=None, reference=None) -> plt.Figure:
+    methods = registry.ordered(frame["method"])
     figure, axes = plt.subplots(1, max(len(methods), 1), figsize=(4.2 * max(len(methods), 1), 3.4),
                                 sharey=True, squeeze=False)
     for axis, method in zip(axes[0], methods):
@@ -115,7 +114,7 @@ def _per_method_panels(frame: pd.DataFrame, value, error, ylabel, reference=None
         ticks = sorted(subset["x"].unique())
         axis.set_xticks(ticks, [f"{tick:g}" for tick in ticks])
         axis.minorticks_off()
-        axis.set_title(method)
+        axis.set_title(registry.label(method, method_options))
         axis.set_xlabel("trials per group J (log scale)")
         axis.legend(fontsize=6)
     axes[0, 0].set_ylabel(ylabel)
@@ -123,22 +122,33 @@ def _per_method_panels(frame: pd.DataFrame, value, error, ylabel, reference=None
     return figure
 
 
-def sigma_bias(performance: pd.DataFrame) -> plt.Figure:
+def sigma_bias(performance: pd.DataFrame, registry: MethodRegistry = METHODS,
+               method_options=None) -> plt.Figure:
     """Bias of sigma-hat vs J for each sd, one panel per method, +-1.96 MCSE bars."""
     rows = performance[(performance["estimand"] == "sigma") & (performance["measure"] == "bias")]
-    return _per_method_panels(rows, "value", "mcse", "bias of sigma-hat", reference=0.0)
+    return _per_method_panels(rows, "value", "mcse", "bias of sigma-hat", registry,
+                              method_options, reference=0.0)
 
 
-def singular_rate(fit_flags: pd.DataFrame, hyperparameter_methods) -> plt.Figure:
-    """Share of singular fits (sigma-hat = 0) vs J for each sd, one panel per method."""
-    rows = fit_flags[(fit_flags["flag"] == "singular") & fit_flags["method"].isin(hyperparameter_methods)]
-    return _per_method_panels(rows, "rate", "rate_mcse", "singular-fit rate")
+def singular_rate(fit_flags: pd.DataFrame, registry: MethodRegistry = METHODS,
+                  method_options=None) -> plt.Figure:
+    """Share of singular fits (sigma-hat = 0) vs J for each sd, one panel per method that
+    estimates hyperparameters."""
+    methods = registry.having(fit_flags["method"], "estimates_hyperparameters")
+    rows = fit_flags[(fit_flags["flag"] == "singular") & fit_flags["method"].isin(methods)]
+    return _per_method_panels(rows, "rate", "rate_mcse", "singular-fit rate", registry,
+                              method_options)
 
 
-def rmse_ratio(performance: pd.DataFrame) -> plt.Figure:
-    """RMSE of shrunk group estimates over the raw proportion's RMSE, vs J for each sd."""
-    rows = performance[(performance["measure"] == "rmse_ratio_vs_raw") & (performance["method"] != "raw")]
-    return _per_method_panels(rows, "value", "mcse", "RMSE(method) / RMSE(raw) of p_i", reference=1.0)
+def rmse_ratio(performance: pd.DataFrame, registry: MethodRegistry = METHODS,
+               method_options=None) -> plt.Figure:
+    """RMSE of the group estimates of each method that shrinks over the raw proportion's RMSE,
+    vs J for each sd."""
+    methods = registry.having(performance["method"], "shrinks")
+    rows = performance[(performance["measure"] == "rmse_ratio_vs_raw")
+                       & performance["method"].isin(methods)]
+    return _per_method_panels(rows, "value", "mcse", "RMSE(method) / RMSE(raw) of p_i", registry,
+                              method_options, reference=1.0)
 
 
 def save(figure: plt.Figure, png_path, pdf_path) -> None:

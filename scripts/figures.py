@@ -6,7 +6,6 @@ import time
 import pandas as pd
 
 from glmmshrink import figures
-from glmmshrink.methods import METHODS
 
 
 def main(smk) -> None:
@@ -15,13 +14,13 @@ def main(smk) -> None:
     )
     began = time.perf_counter()
     tables = {name: pd.read_parquet(path) for name, path in smk.input.items()}
-    hyperparameter_methods = [m for m in tables["fit_flags"]["method"].unique()
-                              if m not in METHODS or METHODS[m].estimates_hyperparameters]
+    options = smk.params.method_options
     drawn = {
-        "shrinkage_curves": figures.shrinkage_curves(tables["shrinkage_curve"]),
-        "sigma_bias": figures.sigma_bias(tables["performance"]),
-        "singular_rate": figures.singular_rate(tables["fit_flags"], hyperparameter_methods),
-        "rmse_ratio": figures.rmse_ratio(tables["performance"]),
+        "shrinkage_curves": figures.shrinkage_curves(tables["shrinkage_curve"],
+                                                     method_options=options),
+        "sigma_bias": figures.sigma_bias(tables["performance"], method_options=options),
+        "singular_rate": figures.singular_rate(tables["fit_flags"], method_options=options),
+        "rmse_ratio": figures.rmse_ratio(tables["performance"], method_options=options),
     }
     figures.save_all(drawn, smk.output, smk.output.pdfs, logging)
     logging.info("work time %.3f s", time.perf_counter() - began)

@@ -25,14 +25,14 @@ def main(smk) -> None:
         logging.warning("seed cells not in the grid, drawn as placeholders: %s", sorted(missing))
     question = Cell(**smk.params.seed_figures["question"])
     answer = [Cell(**parameters) for parameters in smk.params.seed_figures["answer"]]
+    options = smk.params.method_options
     drawn = {
         "seed_question": figures_seed.seed_question(groups, question),
-        "seed_answer": figures_seed.seed_answer(groups, answer, pooled),
+        "seed_answer": figures_seed.seed_answer(groups, answer, pooled, method_options=options),
         "shrinkage_methods": figures_seed.shrinkage_methods(
-            pd.read_parquet(smk.input.shrinkage_curve), question,
-            nagq=smk.params.method_options.get("agq", {}).get("nagq"),
-        ),
-        "why_shrink": figures_seed.why_shrink(pd.read_parquet(smk.input.performance)),
+            pd.read_parquet(smk.input.shrinkage_curve), question, method_options=options),
+        "why_shrink": figures_seed.why_shrink(pd.read_parquet(smk.input.performance),
+                                              method_options=options),
     }
     figures.save_all(drawn, smk.output, smk.output.pdfs, logging)
     logging.info("work time %.3f s", time.perf_counter() - began)

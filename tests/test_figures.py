@@ -75,7 +75,8 @@ def test_seed_answer_pools_replicates_and_marks_missing_cells(study):
 
 def test_seed_figures_say_which_method_is_missing(study):
     _, groups = study
-    figure = figures_seed.seed_answer(groups[groups["method"] != "bayes"], [QUESTION], pooled=2)
+    figure = figures_seed.seed_answer(groups[groups["method"] != "bayes"], [QUESTION], pooled=2,
+                                      methods=["laplace", "bayes"])
     assert "bayes" in texts(figure) and "not in the config" in texts(figure)
     plt.close(figure)
     figure = figures_seed.seed_question(None, QUESTION)

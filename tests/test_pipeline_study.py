@@ -41,7 +41,7 @@ def test_results_do_not_depend_on_batching_workers_or_chunks():
     assert frame.equals(joined)
 
 
-def test_a_failing_replicate_is_kept_with_its_error(monkeypatch):
+def test_a_failing_replicate_is_kept_with_its_error():
     laplace = method_registry.METHODS["laplace"]
 
     def flaky(y, n, options):
@@ -49,10 +49,11 @@ def test_a_failing_replicate_is_kept_with_its_error(monkeypatch):
             raise FloatingPointError("synthetic failure")
         return laplace.fit(y, n, options)
 
-    monkeypatch.setitem(
-        method_registry.METHODS, "flaky", method_registry.Method("flaky", flaky, True, {}, "test")
+    registry = method_registry.METHODS.with_methods(
+        method_registry.Method(name="flaky", fit=flaky, label="flaky", color="C7", order=99)
     )
-    replicates, _ = fit_chunk(CELL, 3, 0, 20, ["laplace", "flaky"], batch_size=10)
+    replicates, _ = fit_chunk(CELL, 3, 0, 20, ["laplace", "flaky"], batch_size=10,
+                              registry=registry)
     frame = replicates.to_pandas()
     good = frame[frame["method"] == "laplace"].set_index("replicate")
     flaky_rows = frame[frame["method"] == "flaky"].set_index("replicate")

@@ -26,6 +26,8 @@ rule figures:
             category="Shrinkage",
         ),
         pdfs=expand("results/figures/{figure}.pdf", figure=SUMMARY_FIGURES),
+    params:
+        method_options=resolved_method_options(),
     log:
         "results/logs/figures.log",
     benchmark:

@@ -168,8 +168,8 @@ def seed_figure_parameters(figures: SeedFigures) -> dict:
     """``figures`` as plain values (a Snakemake ``params`` entry); inverse of
     :func:`seed_figures_from_parameters`."""
     return {
-        "question": figures.question.parameters(),
-        "answer": [cell.parameters() for cell in figures.answer],
+        "question": figures.question.identifying_parameters(),
+        "answer": [cell.identifying_parameters() for cell in figures.answer],
         "replicates_pooled": figures.replicates_pooled,
     }
 

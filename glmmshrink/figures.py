@@ -16,14 +16,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from glmmshrink import theory  # noqa: E402
+from glmmshrink import grid, theory  # noqa: E402
 from glmmshrink.methods import METHODS, MethodRegistry  # noqa: E402
 
 MCSE_Z = 1.96
 
 
-def _series_label(row) -> str:
-    return f"sd={row.re_sd:g}, I={row.n_groups}, p0={row.p0:g}"
+LINE_STYLES = ["-", "--", "-.", ":"]
 
 
 def _x_trials(frame: pd.DataFrame) -> pd.Series:
@@ -36,7 +35,9 @@ def shrinkage_curves(shrinkage_curve: pd.DataFrame, registry: MethodRegistry = M
     """Mean estimate vs observed proportion, facets J (columns) x sd (rows), balanced cells.
 
     Each panel also shows theory (a), the exact conditional-mode map, and (b), its linear
-    approximation, at the true (logit p0, sd) of each p0 in the panel.
+    approximation, at the true (logit p0, sd) of each p0 in the panel; they are the normal
+    random-effects model's, and say so where the panel has cells with another ``re_dist``.
+    Cells differing in the other axes (I, p0, re_dist, ...) are told apart by line style.
     """
     balanced = shrinkage_curve[shrinkage_curve["n_trials_min"] == shrinkage_curve["n_trials_max"]]
     trials = sorted(balanced["n_trials_min"].unique())
@@ -47,21 +48,24 @@ def shrinkage_curves(shrinkage_curve: pd.DataFrame, registry: MethodRegistry = M
     # Fixed margins (inches): a constrained layout of this many panels costs seconds per save.
     figure.subplots_adjust(left=0.75 / width, right=1 - 0.2 / width, bottom=0.6 / height,
                            top=1 - 1.0 / height, wspace=0.1, hspace=0.3)
-    designs = balanced[["n_groups", "p0"]].drop_duplicates().sort_values(["n_groups", "p0"])
-    styles = {
-        (design.n_groups, design.p0): style
-        for style, design in zip(["-", "--", "-.", ":"], designs.itertuples(index=False))
-    }
+    facets = ("n_trials", "re_sd")
+    design_columns = grid.series_columns(exclude=facets)
+    designs = balanced[design_columns].drop_duplicates().sort_values(design_columns)
+    styles = {tuple(design): LINE_STYLES[index % len(LINE_STYLES)]
+              for index, design in enumerate(designs.itertuples(index=False))}
     for (sd, n_trials), panel in balanced.groupby(["re_sd", "n_trials_min"]):
         axis = axes[sds.index(sd), trials.index(n_trials)]
         axis.plot([0, 1], [0, 1], color="k", lw=0.7, ls=":")
-        for (method, n_groups, p0), curve in panel.groupby(["method", "n_groups", "p0"]):
-            name = registry.label(method, method_options)
-            label = name if len(styles) == 1 else f"{name}, I={n_groups}, p0={p0:g}"
-            axis.plot(curve["mean_proportion"], curve["mean_estimate"], ls=styles[(n_groups, p0)],
+        for keys, curve in panel.groupby(["method", *design_columns]):
+            method, design = keys[0], tuple(keys[1:])
+            label = registry.label(method, method_options)
+            if len(styles) > 1:
+                label += ", " + grid.describe(curve.iloc[0], exclude=facets, only_varying=balanced)
+            axis.plot(curve["mean_proportion"], curve["mean_estimate"], ls=styles[design],
                       marker=".", ms=3, lw=1, color=registry[method].color, label=label)
+        normal_only = bool(grid.at_defaults(panel, axes=("re_dist",)).all())
         for p0 in sorted(panel["p0"].unique()):
-            draw_theory(axis, p0, sd, n_trials)
+            draw_theory(axis, p0, sd, n_trials, normal_model_note=not normal_only)
         axis.set_title(f"J={n_trials}, sd={sd:g}", fontsize=8)
     legend_entries = {}
     for axis in axes.ravel():
@@ -80,13 +84,21 @@ THEORY_STYLES = {
     "exact": dict(color="C4", lw=1.1, ls="-", alpha=0.8, label="theory (a): exact mode map"),
     "linear": dict(color="C4", lw=1.1, ls="--", alpha=0.8, label="theory (b): linear approx."),
 }
+NORMAL_MODEL_NOTE = "theory (normal model)"
 
 
-def draw_theory(axis, p0: float, sd: float, n_trials: int) -> None:
-    """Theory curves (a) and (b) at the true (logit p0, sd) for n = ``n_trials`` (theory.py)."""
+def draw_theory(axis, p0: float, sd: float, n_trials: int, normal_model_note: bool = False) -> None:
+    """Theory curves (a) and (b) at the true (logit p0, sd) for n = ``n_trials`` (theory.py).
+
+    The theory assumes normal random effects; ``normal_model_note`` says so in the labels, for
+    panels that also show cells with another ``re_dist``.
+    """
     curve = theory.shrinkage_curve(np.log(p0 / (1 - p0)), sd, int(n_trials))
-    axis.plot(curve.proportion, curve.exact, zorder=1, **THEORY_STYLES["exact"])
-    axis.plot(curve.proportion, curve.linear, zorder=1, **THEORY_STYLES["linear"])
+    for kind, values in (("exact", curve.exact), ("linear", curve.linear)):
+        style = dict(THEORY_STYLES[kind])
+        if normal_model_note:
+            style["label"] = style["label"].replace("theory", NORMAL_MODEL_NOTE, 1)
+        axis.plot(curve.proportion, values, zorder=1, **style)
 
 
 def _per_method_panels(frame: pd.DataFrame, value, error, ylabel, registry: MethodRegistry,
@@ -98,15 +110,15 @@ def _per_method_panels(frame: pd.DataFrame, value, error, ylabel, registry: Meth
         subset = frame[frame["method"] == method].assign(x=_x_trials)
         if reference is not None:
             axis.axhline(reference, color="k", lw=0.7, ls=":")
-        series = subset[["re_sd", "n_groups", "p0"]].drop_duplicates().sort_values(["re_sd", "n_groups", "p0"])
-        for index, design in enumerate(series.itertuples(index=False)):
-            rows = subset[(subset["re_sd"] == design.re_sd) & (subset["n_groups"] == design.n_groups)
-                          & (subset["p0"] == design.p0)]
+        # One series per combination of the axes other than J (the x axis).
+        columns = grid.series_columns(exclude=("n_trials",))
+        for index, (_, rows) in enumerate(subset.groupby(columns, sort=True)):
             for balanced, marker, line in ((True, "o", "-"), (False, "s", "none")):
                 part = rows[(rows["n_trials_min"] == rows["n_trials_max"]) == balanced].sort_values("x")
                 if part.empty:
                     continue
-                label = _series_label(design) + ("" if balanced else " (unbalanced)")
+                label = (grid.describe(part.iloc[0], exclude=("n_trials",))
+                         + ("" if balanced else " (unbalanced)"))
                 axis.errorbar(part["x"], part[value], yerr=MCSE_Z * part[error].fillna(0),
                               marker=marker, ms=3.5, ls=line, lw=1, capsize=2,
                               color=f"C{index % 10}", label=label)

@@ -25,6 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from glmmshrink import grid  # noqa: E402
 from glmmshrink.config import Cell  # noqa: E402
 from glmmshrink.figures import MCSE_Z, draw_theory  # noqa: E402
 from glmmshrink.methods import METHODS, MethodRegistry  # noqa: E402
@@ -160,12 +161,14 @@ def why_shrink(performance: pd.DataFrame, methods=None, registry: MethodRegistry
     """RMSE of group estimates vs J, one panel per sd, with +-1.96 MCSE bars, for ``methods``
     (default: every method in the table).
 
-    Lines join balanced cells of one design (I, p0); squares are unbalanced cells at their mean
-    group size.
+    Lines join balanced cells of one design (the axes other than J and sd: I, p0, ...);
+    squares are unbalanced cells at their mean group size. Cells with an optional axis away
+    from its default (e.g. ``re_dist``) are left out: they have figures of their own.
     """
     methods = registry.ordered(performance["method"] if methods is None else methods)
     rows = performance[(performance["estimand"] == "p") & (performance["measure"] == "rmse")
                        & performance["method"].isin(methods)]
+    rows = rows[grid.at_defaults(rows)]
     rows = rows.assign(x=(rows["n_trials_min"] + rows["n_trials_max"]) / 2,
                        balanced=rows["n_trials_min"] == rows["n_trials_max"])
     sds = sorted(rows["re_sd"].unique())
@@ -174,19 +177,23 @@ def why_shrink(performance: pd.DataFrame, methods=None, registry: MethodRegistry
     if rows.empty:
         placeholder(axes[0, 0], f"none of the methods {', '.join(methods)} in the config")
         return figure
-    designs = rows[["n_groups", "p0"]].drop_duplicates().sort_values(["n_groups", "p0"])
-    styles = dict(zip(map(tuple, designs.to_numpy()), ["-", "--", "-.", ":"] * 3))
+    facets = ("n_trials", "re_sd")
+    design_columns = grid.series_columns(exclude=facets)
+    designs = rows[design_columns].drop_duplicates().sort_values(design_columns)
+    styles = {tuple(design): ["-", "--", "-.", ":"][index % 4]
+              for index, design in enumerate(designs.itertuples(index=False))}
     for axis, sd in zip(axes[0], sds):
-        for (method, n_groups, p0, balanced), part in rows[rows["re_sd"] == sd].groupby(
-                ["method", "n_groups", "p0", "balanced"]):
+        for keys, part in rows[rows["re_sd"] == sd].groupby(["method", *design_columns, "balanced"]):
+            method, balanced = keys[0], keys[-1]
             part = part.sort_values("x")
-            design = "" if len(styles) == 1 else f", I={n_groups}, p0={p0:g}"
+            design = ("" if len(styles) == 1 else
+                      ", " + grid.describe(part.iloc[0], exclude=facets, only_varying=rows))
             label = (registry.label(method, method_options) + design
                      + ("" if balanced else " (unbalanced)"))
             color = registry[method].color
             axis.errorbar(part["x"], part["value"], yerr=MCSE_Z * part["mcse"].fillna(0),
                           marker="o" if balanced else "s", ms=4 if balanced else 6,
-                          ls=styles[(n_groups, p0)] if balanced else "none", lw=1, capsize=2,
+                          ls=styles[tuple(keys[1:-1])] if balanced else "none", lw=1, capsize=2,
                           color=color, label=label, mfc=color if balanced else "none")
         axis.set_xscale("log")
         ticks = sorted(rows.loc[rows["re_sd"] == sd, "x"].unique())

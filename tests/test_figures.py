@@ -11,15 +11,15 @@ from glmmshrink.config import Cell
 from glmmshrink.study import fit_chunk
 from glmmshrink.summary import combine, summarise_cell
 
-QUESTION = Cell(10, 8, 8, 1.0, 0.7)
-OTHER = Cell(10, 20, 20, 1.0, 0.7)
+QUESTION = Cell(n_groups=10, n_trials_min=8, n_trials_max=8, re_sd=1.0, p0=0.7)
+OTHER = Cell(n_groups=10, n_trials_min=20, n_trials_max=20, re_sd=1.0, p0=0.7)
 METHODS = ["raw", "laplace", "bayes"]
 
 
 @pytest.fixture(scope="module")
 def study():
     per_cell, groups = [], []
-    for cell in (QUESTION, OTHER, Cell(10, 2, 20, 1.0, 0.7)):
+    for cell in (QUESTION, OTHER, Cell(n_groups=10, n_trials_min=2, n_trials_max=20, re_sd=1.0, p0=0.7)):
         replicates, group_table = fit_chunk(cell, 11, 0, 12, METHODS)
         groups.append(group_table.to_pandas())
         per_cell.append(summarise_cell(cell, replicates.to_pandas(), groups[-1], 4))
@@ -64,7 +64,7 @@ def test_seed_question_is_the_first_replicate_on_the_unit_square(study):
 
 def test_seed_answer_pools_replicates_and_marks_missing_cells(study):
     _, groups = study
-    absent = Cell(10, 50, 50, 1.0, 0.7)
+    absent = Cell(n_groups=10, n_trials_min=50, n_trials_max=50, re_sd=1.0, p0=0.7)
     figure = figures_seed.seed_answer(groups, [QUESTION, absent, OTHER], pooled=3)
     assert len(figure.axes) == 3
     assert f"cell {absent.name}" in texts(figure)
@@ -95,7 +95,7 @@ def test_shrinkage_methods_and_why_shrink_draw_every_method_present(study):
     labels = {text.get_text() for text in figure.legends[0].get_texts()}
     assert "Laplace (unbalanced)" in labels and "raw y/n" in labels
     plt.close(figure)
-    missing = figures_seed.shrinkage_methods(tables["shrinkage_curve"], Cell(3, 3, 3, 1.0, 0.5))
+    missing = figures_seed.shrinkage_methods(tables["shrinkage_curve"], Cell(n_groups=3, n_trials_min=3, n_trials_max=3, re_sd=1.0, p0=0.5))
     assert "not in the config's grid" in texts(missing)
     plt.close(missing)
 

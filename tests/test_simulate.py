@@ -24,7 +24,7 @@ def test_a_replicate_does_not_depend_on_its_chunk():
 def test_seed_and_cell_change_the_data():
     base = simulate_replicates(CELL, 11, 0, 5).y
     assert not np.array_equal(base, simulate_replicates(CELL, 12, 0, 5).y)
-    other = Cell(30, 10, 10, 1.0, 0.6)
+    other = Cell(n_groups=30, n_trials_min=10, n_trials_max=10, re_sd=1.0, p0=0.6)
     assert not np.array_equal(base, simulate_replicates(other, 11, 0, 5).y)
 
 
@@ -41,7 +41,7 @@ def test_true_probabilities_follow_the_model():
     # mean logit(p0) and SD 1, each within 5 standard errors
     assert abs(logits.mean() - logit(0.7)) < 5 / np.sqrt(n)
     assert abs(logits.std(ddof=1) - 1.0) < 5 / np.sqrt(2 * (n - 1))
-    no_spread = simulate_replicates(Cell(5, 10, 10, 0.0, 0.3), 5, 0, 3)
+    no_spread = simulate_replicates(Cell(n_groups=5, n_trials_min=10, n_trials_max=10, re_sd=0.0, p0=0.3), 5, 0, 3)
     assert no_spread.p_true == pytest.approx(np.full((3, 5), 0.3))
 
 

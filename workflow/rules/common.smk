@@ -8,6 +8,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from glmmshrink.config import check_config
+from glmmshrink.grid import cell_name_pattern
 from glmmshrink.figure_registry import FIGURES, SUMMARY_TABLES, seed_figure_parameters
 from glmmshrink.methods import METHODS
 
@@ -33,7 +34,7 @@ FIGURE_CAPTIONS = {
 
 
 wildcard_constraints:
-    cell=r"I\d+_J[0-9-]+_sd[^_/]+_p[^_/]+",
+    cell=cell_name_pattern(),
     start=r"\d+",
     stop=r"\d+",
     figure=FIGURES.wildcard_pattern(),
@@ -49,7 +50,8 @@ def chunk_files(kind):
 
 
 def cell_parameters(wildcards):
-    return STUDY.cell(wildcards.cell).parameters()
+    # Axes at their default are left out, so a new axis does not change an existing job's params.
+    return STUDY.cell(wildcards.cell).identifying_parameters()
 
 
 def resolved_method_options():

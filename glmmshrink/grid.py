@@ -20,6 +20,8 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping
 
+from glmmshrink.random_effects import RE_DIST_FORMS, RE_DIST_PATTERN, T_PATTERN, canonical_re_dist
+
 REQUIRED = object()  # default of an axis every grid block must give
 
 
@@ -173,6 +175,19 @@ AXES: tuple[Axis, ...] = (
         value_schema={"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1,
                       "description": "a number strictly between 0 and 1 (baseline probability)"},
     ),
+    Axis(
+        name="re_dist",
+        fields={"re_dist": str},
+        parse=lambda value: {"re_dist": canonical_re_dist(value)},
+        check=lambda values: canonical_re_dist(values["re_dist"]) and None,
+        name_part=lambda values: values["re_dist"],
+        name_pattern=rf"{T_PATTERN}|bimodal|skewed",
+        label=lambda values: f"re_dist={values['re_dist']}",
+        value_schema={"type": "string", "pattern": f"^(?:{RE_DIST_PATTERN})$",
+                      "description": f"{RE_DIST_FORMS} (random-effect distribution, scaled to "
+                                     "mean 0 and SD re_sd)"},
+        default="normal",
+    ),
 )
 AXIS = {axis.name: axis for axis in AXES}
 
@@ -180,7 +195,8 @@ AXIS = {axis.name: axis for axis in AXES}
 @dataclass(frozen=True, kw_only=True)
 class Cell:
     """One data-generating mechanism: I groups, n_i ~ U{min..max} trials,
-    logit p_i = logit p0 + sd z_i, z_i ~ N(0, 1).
+    logit p_i = logit p0 + sd z_i with z_i of distribution ``re_dist``, standardized to mean 0
+    and SD 1 (:mod:`glmmshrink.random_effects`).
 
     Fields are those of :data:`AXES` (checked at import); construct by keyword only.
     """
@@ -190,12 +206,15 @@ class Cell:
     n_trials_max: int
     re_sd: float
     p0: float
+    re_dist: str = "normal"
 
     def __post_init__(self):
         for axis in AXES:
             axis.check(axis.values_of(self))
             for field, kind in axis.fields.items():  # Cell(re_sd=1) is Cell(re_sd=1.0)
                 object.__setattr__(self, field, kind(getattr(self, field)))
+        # One spelling per distribution ("t5.0" is "t5"), so names and keys are canonical.
+        object.__setattr__(self, "re_dist", canonical_re_dist(self.re_dist))
 
     @property
     def balanced(self) -> bool:
@@ -203,7 +222,8 @@ class Cell:
 
     @property
     def name(self) -> str:
-        """Canonical directory name, e.g. ``I30_J10_sd1_p0.7``, ``I30_J2-50_sd1_p0.5``: one part per axis, axes at their default left out."""
+        """Canonical directory name, e.g. ``I30_J10_sd1_p0.7``, ``I30_J2-50_sd1_p0.5`` or
+        ``I30_J10_sd1_p0.5_t3``: one part per axis, axes at their default left out."""
         return "_".join(axis.name_part(axis.values_of(self)) for axis in AXES
                         if not axis.at_default(self))
 
@@ -286,9 +306,8 @@ def schema_with_axes(schema: Mapping) -> dict:
                            "description": "a label for readers; it does not affect results"}}
     for axis in AXES:
         definitions[f"{axis.name}_value"] = axis.value_schema
-        description = axis.value_schema["description"].split(" (")[0]
         properties[axis.name] = {
-            "description": f"{description} or a list of them",
+            "description": f"{axis.value_schema['description']}, or a list of those",
             "anyOf": [{"$ref": f"#/$defs/{axis.name}_value"},
                       {"type": "array", "minItems": 1,
                        "items": {"$ref": f"#/$defs/{axis.name}_value"}}],

@@ -258,3 +258,11 @@ def _why_shrink(inputs: FigureInputs):
 
     return figures_seed.why_shrink(inputs.tables["performance"], registry=inputs.methods,
                                    method_options=inputs.method_options)
+
+
+@register_figure("misspecification", tables=("performance", "theory"), category="Misspecification")
+def _misspecification(inputs: FigureInputs):
+    from glmmshrink import figures
+
+    return figures.misspecification(inputs.tables["performance"], inputs.tables["theory"],
+                                    inputs.methods, inputs.method_options)

@@ -6,8 +6,6 @@ Error bars are +-1.96 Monte Carlo SEs.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -73,8 +71,9 @@ def shrinkage_curves(shrinkage_curve: pd.DataFrame, registry: MethodRegistry = M
             axis.set_visible(False)
         for handle, label in zip(*axis.get_legend_handles_labels()):
             legend_entries.setdefault(label, handle)
+    # About 2 inches of legend entry per column, so the legend fits the figure's width.
     figure.legend(legend_entries.values(), legend_entries.keys(), loc="upper center",
-                  ncols=min(len(legend_entries), 6), fontsize=8)
+                  ncols=max(1, min(len(legend_entries), 6, int(width // 2))), fontsize=8)
     figure.supxlabel("observed proportion y/n")
     figure.supylabel("mean estimate of p")
     return figure
@@ -163,6 +162,80 @@ def rmse_ratio(performance: pd.DataFrame, registry: MethodRegistry = METHODS,
                               method_options, reference=1.0)
 
 
+MISSPECIFICATION_PANELS = (
+    # (estimand, measure, capability of the methods shown, y label, reference line)
+    ("sigma", "bias", "estimates_hyperparameters", "bias of sigma-hat", 0.0),
+    ("p", "rmse_ratio_vs_raw", "shrinks", "RMSE(method) / RMSE(raw) of p_i", 1.0),
+    ("p", "coverage_95", None, "coverage of 95 % intervals for p_i", 0.95),
+)
+
+
+def _re_dist_order(values) -> list[str]:
+    default = grid.AXIS["re_dist"].default
+    return [default] * (default in set(values)) + sorted(set(values) - {default})
+
+
+def misspecification(performance: pd.DataFrame, theory_table: pd.DataFrame,
+                     registry: MethodRegistry = METHODS, method_options=None) -> plt.Figure:
+    """Bias of sigma-hat, RMSE ratio vs raw and coverage of p against ``re_dist``, per method.
+
+    One row of panels per design (the other axes' values) that has cells with a non-normal
+    ``re_dist``; the normal cell comes first. Coverage is drawn for whichever methods have a
+    ``coverage_95`` measure of p. Error bars are +-1.96 MCSEs; methods are dodged sideways.
+    The RMSE-ratio panel adds theory (c) at the true (beta, sigma), which is the normal
+    model's prediction whatever the shape.
+    """
+    others = grid.series_columns(exclude=("re_dist",))
+    misspecified = ~grid.at_defaults(performance, axes=("re_dist",))
+    designs = performance.loc[misspecified, others].drop_duplicates().sort_values(others)
+    n_rows = max(len(designs), 1)
+    figure, axes = plt.subplots(n_rows, len(MISSPECIFICATION_PANELS), squeeze=False,
+                                figsize=(4.0 * len(MISSPECIFICATION_PANELS), 3.2 * n_rows + 0.8),
+                                layout="constrained")
+    if designs.empty:
+        axes[0, 0].text(0.5, 0.5, "no cells with a non-normal re_dist in the grid", ha="center",
+                        va="center", transform=axes[0, 0].transAxes, fontsize=8)
+        return figure
+    for row, design in zip(axes, designs.itertuples(index=False)):
+        match = (performance[others] == pd.Series(design._asdict())).all(axis=1)
+        cells = performance[match]
+        order = _re_dist_order(cells["re_dist"])
+        for axis, (estimand, measure, capability, ylabel, reference) in zip(
+                row, MISSPECIFICATION_PANELS):
+            rows = cells[(cells["estimand"] == estimand) & (cells["measure"] == measure)]
+            methods = (registry.ordered(rows["method"]) if capability is None
+                       else registry.having(rows["method"], capability))
+            axis.axhline(reference, color="k", lw=0.7, ls=":")
+            for index, method in enumerate(methods):
+                part = rows[rows["method"] == method].set_index("re_dist").reindex(order)
+                offset = (index - (len(methods) - 1) / 2) * 0.12
+                axis.errorbar(np.arange(len(order)) + offset, part["value"],
+                              yerr=MCSE_Z * part["mcse"].fillna(0), marker=registry[method].marker,
+                              ms=4, ls="none", capsize=2, color=registry[method].color,
+                              label=registry.label(method, method_options))
+            if measure == "rmse_ratio_vs_raw":
+                predicted = theory_table[(theory_table[others] == pd.Series(design._asdict()))
+                                         .all(axis=1)]["predicted_rmse_ratio"]
+                if predicted.notna().any():
+                    axis.axhline(predicted.dropna().iloc[0], **{
+                        **THEORY_STYLES["exact"], "label": f"{NORMAL_MODEL_NOTE} (c)"})
+            if not methods:
+                axis.text(0.5, 0.5, f"no method has {measure} of {estimand}", ha="center",
+                          va="center", transform=axis.transAxes, fontsize=8, color="0.3")
+            axis.set_xticks(np.arange(len(order)), order)
+            axis.set_xlim(-0.5, len(order) - 0.5)
+            axis.set_ylabel(ylabel)
+            axis.set_title(grid.describe(design._asdict(), exclude=("re_dist",)), fontsize=8)
+            axis.set_xlabel("random-effect distribution (re_dist)")
+    entries = {}
+    for axis in axes.ravel():
+        for handle, label in zip(*axis.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    figure.legend(entries.values(), entries.keys(), loc="outside lower center",
+                  ncols=min(len(entries), 4), fontsize=7)
+    return figure
+
+
 def save(figure: plt.Figure, png_path, pdf_path) -> None:
     figure.savefig(png_path, dpi=130)
     # The PNG fixed the layout; recomputing a constrained layout for the PDF costs seconds on
@@ -170,14 +243,6 @@ def save(figure: plt.Figure, png_path, pdf_path) -> None:
     figure.set_layout_engine("none")
     figure.savefig(pdf_path)
     plt.close(figure)
-
-
-def save_all(drawn, outputs, pdf_paths, log) -> None:
-    """Save each named figure of ``drawn`` to ``outputs[name]`` and the PDF of the same stem."""
-    pdfs = {Path(path).stem: path for path in pdf_paths}
-    for name, figure in drawn.items():
-        save(figure, outputs[name], pdfs[name])
-        log.info("wrote %s", name)
 
 
 def downscale_png(source, target, max_width: int = 1000, max_bytes: int = 150_000) -> int:

@@ -41,7 +41,8 @@ def test_true_probabilities_follow_the_model():
     # mean logit(p0) and SD 1, each within 5 standard errors
     assert abs(logits.mean() - logit(0.7)) < 5 / np.sqrt(n)
     assert abs(logits.std(ddof=1) - 1.0) < 5 / np.sqrt(2 * (n - 1))
-    no_spread = simulate_replicates(Cell(n_groups=5, n_trials_min=10, n_trials_max=10, re_sd=0.0, p0=0.3), 5, 0, 3)
+    flat = Cell(n_groups=5, n_trials_min=10, n_trials_max=10, re_sd=0.0, p0=0.3)
+    no_spread = simulate_replicates(flat, 5, 0, 3)
     assert no_spread.p_true == pytest.approx(np.full((3, 5), 0.3))
 
 

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from glmmshrink import grid, theory  # noqa: E402
+from glmmshrink import grid  # noqa: E402
 from glmmshrink.methods import METHODS, MethodRegistry  # noqa: E402
 
 MCSE_Z = 1.96
@@ -92,6 +92,10 @@ def draw_theory(axis, p0: float, sd: float, n_trials: int, normal_model_note: bo
     The theory assumes normal random effects; ``normal_model_note`` says so in the labels, for
     panels that also show cells with another ``re_dist``.
     """
+    # Imported here: scipy.stats, which theory loads, is the costliest import of a figure job
+    # and most figures draw no theory curves.
+    from glmmshrink import theory
+
     curve = theory.shrinkage_curve(np.log(p0 / (1 - p0)), sd, int(n_trials))
     for kind, values in (("exact", curve.exact), ("linear", curve.linear)):
         style = dict(THEORY_STYLES[kind])

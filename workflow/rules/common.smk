@@ -2,14 +2,15 @@
 # Snakemake before any job starts and before anything under results/ is touched.
 
 import os
+from pathlib import Path
 
 import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from glmmshrink.config import check_config
-from glmmshrink.grid import cell_name_pattern
 from glmmshrink.figure_registry import FIGURES, SUMMARY_TABLES, seed_figure_parameters
+from glmmshrink.grid import cell_name_pattern
 from glmmshrink.methods import METHODS
 
 # Parallelism comes from Snakemake jobs and joblib worker processes; a multithreaded BLAS in
@@ -28,7 +29,7 @@ validate(config, "../schemas/config.schema.yaml", set_default=True)
 
 # Captions of the registered figures, read once (rule figure passes them to the report).
 FIGURE_CAPTIONS = {
-    name: open(workflow.source_path(f"../report/{figure.caption}")).read()
+    name: Path(workflow.source_path(f"../report/{figure.caption}")).read_text()
     for name, figure in FIGURES.items()
 }
 

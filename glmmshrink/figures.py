@@ -43,9 +43,6 @@ def shrinkage_curves(shrinkage_curve: pd.DataFrame, registry: MethodRegistry = M
     width, height = 2.3 * len(trials) + 1, 2.3 * len(sds) + 1.3
     figure, axes = plt.subplots(len(sds), len(trials), figsize=(width, height), sharex=True,
                                 sharey=True, squeeze=False)
-    # Fixed margins (inches): a constrained layout of this many panels costs seconds per save.
-    figure.subplots_adjust(left=0.75 / width, right=1 - 0.2 / width, bottom=0.6 / height,
-                           top=1 - 1.0 / height, wspace=0.1, hspace=0.3)
     facets = ("n_trials", "re_sd")
     design_columns = grid.series_columns(exclude=facets)
     designs = balanced[design_columns].drop_duplicates().sort_values(design_columns)
@@ -71,9 +68,17 @@ def shrinkage_curves(shrinkage_curve: pd.DataFrame, registry: MethodRegistry = M
             axis.set_visible(False)
         for handle, label in zip(*axis.get_legend_handles_labels()):
             legend_entries.setdefault(label, handle)
-    # About 2 inches of legend entry per column, so the legend fits the figure's width.
+    # About 2.5 inches of legend entry per column, so the legend fits the figure's width, and
+    # 0.17 inches per legend row above the panels. Fixed margins: a constrained layout of this
+    # many panels costs seconds per save.
+    columns = max(1, min(len(legend_entries), 6, int(width // 2.5)))
+    top = 0.35 + 0.17 * -(-len(legend_entries) // columns)
+    height += max(top - 1.0, 0.0)
+    figure.set_size_inches(width, height)
+    figure.subplots_adjust(left=0.75 / width, right=1 - 0.2 / width, bottom=0.6 / height,
+                           top=1 - max(top, 1.0) / height, wspace=0.1, hspace=0.3)
     figure.legend(legend_entries.values(), legend_entries.keys(), loc="upper center",
-                  ncols=max(1, min(len(legend_entries), 6, int(width // 2))), fontsize=8)
+                  ncols=columns, fontsize=8)
     figure.supxlabel("observed proportion y/n")
     figure.supylabel("mean estimate of p")
     return figure
@@ -120,8 +125,10 @@ def _per_method_panels(frame: pd.DataFrame, value, error, ylabel, registry: Meth
                 part = rows[(rows["n_trials_min"] == rows["n_trials_max"]) == balanced].sort_values("x")
                 if part.empty:
                     continue
-                label = (grid.describe(part.iloc[0], exclude=("n_trials",))
-                         + ("" if balanced else " (unbalanced)"))
+                # Name the axes that tell this figure's series apart (all of them if none do).
+                label = (grid.describe(part.iloc[0], exclude=("n_trials",), only_varying=frame)
+                         or grid.describe(part.iloc[0], exclude=("n_trials",)))
+                label += "" if balanced else " (unbalanced)"
                 axis.errorbar(part["x"], part[value], yerr=MCSE_Z * part[error].fillna(0),
                               marker=marker, ms=3.5, ls=line, lw=1, capsize=2,
                               color=f"C{index % 10}", label=label)

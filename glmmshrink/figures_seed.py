@@ -102,10 +102,11 @@ def seed_answer(groups: pd.DataFrame | None, cells: list[Cell], pooled: int,
                                 squeeze=False, layout="constrained")
     if methods is None:
         present = [] if groups is None else groups["method"]
-        methods = registry.having(present, "shrinks") or ["laplace"]
+        methods = registry.having(present, "shrinks")
     methods = registry.ordered(methods)
     for axis, cell in zip(axes[0], cells):
-        message = _missing_message(cell, groups, methods)
+        message = (_missing_message(cell, groups, methods) if methods
+                   else "no configured method\nshrinks toward the mean")
         if message:
             placeholder(axis, message)
         else:

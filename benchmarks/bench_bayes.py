@@ -51,7 +51,8 @@ def main(argv=None):
     print(f"posterior_glmm, {args.reps} replicates per design, 1 thread")
     for name, (groups, trials, p0, sd) in DESIGNS.items():
         low, high = trials if isinstance(trials, tuple) else (trials, trials)
-        data = simulate_replicates(Cell(groups, low, high, sd, p0), args.seed, 0, args.reps)
+        cell = Cell(n_groups=groups, n_trials_min=low, n_trials_max=high, re_sd=sd, p0=p0)
+        data = simulate_replicates(cell, args.seed, 0, args.reps)
         y, n = data.y, data.n
         cost = seconds_per_replicate(y, n)
         print(f"  {name:30s} {cost * 1e3:7.2f} ms/replicate  ({1 / cost:7.0f} replicates/s)")

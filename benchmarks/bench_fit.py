@@ -87,8 +87,10 @@ def main():
     seed_cell = Cell(n_groups=30, n_trials_min=10, n_trials_max=10, re_sd=1.0, p0=0.7)
     designs = {
         "seed design I=30 J=10 p0=0.7 sd=1": (args.reps, seed_cell),
-        "I=500 J=5 p0=0.5 sd=1": (max(1, args.reps // 10), Cell(500, 5, 5, 1.0, 0.5)),
-        "unbalanced I=30 n_i~U{1..60} p0=0.5 sd=1": (args.reps, Cell(30, 1, 60, 1.0, 0.5)),
+        "I=500 J=5 p0=0.5 sd=1": (max(1, args.reps // 10), Cell(
+            n_groups=500, n_trials_min=5, n_trials_max=5, re_sd=1.0, p0=0.5)),
+        "unbalanced I=30 n_i~U{1..60} p0=0.5 sd=1": (args.reps, Cell(
+            n_groups=30, n_trials_min=1, n_trials_max=60, re_sd=1.0, p0=0.5)),
     }
     seed_data = None
     for label, design in designs.items():

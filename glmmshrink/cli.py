@@ -233,7 +233,8 @@ def _run_demo(args) -> int:
     from glmmshrink import fit_glmm
 
     # Replicate 0 of the study's seed cell under master seed --seed: the pipeline's own data.
-    cell = Cell(DEMO_GROUPS, DEMO_TRIALS, DEMO_TRIALS, DEMO_RE_SD, DEMO_P0)
+    cell = Cell(n_groups=DEMO_GROUPS, n_trials_min=DEMO_TRIALS, n_trials_max=DEMO_TRIALS,
+                re_sd=DEMO_RE_SD, p0=DEMO_P0)
     trials, successes, p_true = simulate_replicate(cell, replicate_rng(args.seed, cell.key, 0))
     fit = fit_glmm(successes, trials, nagq=1)
     counts = GroupedCounts(

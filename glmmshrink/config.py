@@ -5,83 +5,18 @@ job runs. Structural rules live in ``workflow/schemas/config.schema.yaml`` (JSON
 module reports a violation with the config key and the allowed values taken from the schema's
 ``description``, then adds the checks a schema cannot express (``min <= max``, known methods).
 
-A cell is identified by its parameter values only, never by its position in the grid: its
-``name`` is a canonical string of the values and its ``key`` a 63-bit hash of that name. Seeds,
-output paths and table rows all derive from the key/name, so reordering or extending the grid
+Cells, their names and keys, and the grid's part of the schema come from the axes table in
+:mod:`glmmshrink.grid` (re-exported here: ``Cell``, ``expand_grid``). A cell is identified by its
+parameter values only, never by its position in the grid, so reordering or extending the grid
 leaves existing cells untouched.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-
-def _format_number(value: float) -> str:
-    """Shortest round-trip text of a number, without a trailing '.0' (1.0 -> '1', 0.25 -> '0.25')."""
-    text = repr(float(value))
-    return text[:-2] if text.endswith(".0") else text
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One data-generating mechanism: I groups, n_i ~ U{min..max} trials, logit p_i = logit p0 + sd z_i."""
-
-    n_groups: int
-    n_trials_min: int
-    n_trials_max: int
-    re_sd: float
-    p0: float
-
-    def __post_init__(self):
-        if self.n_groups < 1:
-            raise ValueError(f"n_groups must be >= 1, got {self.n_groups}")
-        if self.n_trials_min < 1:
-            raise ValueError(f"n_trials must be >= 1, got {self.n_trials_min}")
-        if self.n_trials_min > self.n_trials_max:
-            raise ValueError(
-                f"n_trials min must be <= max, got min={self.n_trials_min}, max={self.n_trials_max}"
-            )
-        if not (math.isfinite(self.re_sd) and self.re_sd >= 0):
-            raise ValueError(f"re_sd must be a finite number >= 0, got {self.re_sd}")
-        if not 0 < self.p0 < 1:
-            raise ValueError(f"p0 must be strictly between 0 and 1, got {self.p0}")
-
-    @property
-    def balanced(self) -> bool:
-        return self.n_trials_min == self.n_trials_max
-
-    @property
-    def name(self) -> str:
-        """Readable, canonical directory name, e.g. ``I30_J10_sd1_p0.7`` or ``I30_J2-50_sd1_p0.5``."""
-        trials = (
-            f"{self.n_trials_min}"
-            if self.balanced
-            else f"{self.n_trials_min}-{self.n_trials_max}"
-        )
-        return f"I{self.n_groups}_J{trials}_sd{_format_number(self.re_sd)}_p{_format_number(self.p0)}"
-
-    @property
-    def key(self) -> int:
-        """Stable 63-bit integer from the cell's parameter values (SHA-256 of ``name``)."""
-        digest = hashlib.sha256(self.name.encode("ascii")).digest()
-        return int.from_bytes(digest[:8], "big") >> 1
-
-    @property
-    def beta_true(self) -> float:
-        return math.log(self.p0 / (1 - self.p0))
-
-    def parameters(self) -> dict[str, Any]:
-        """Plain values, for Snakemake ``params`` and table columns."""
-        return {
-            "n_groups": self.n_groups,
-            "n_trials_min": self.n_trials_min,
-            "n_trials_max": self.n_trials_max,
-            "re_sd": float(self.re_sd),
-            "p0": float(self.p0),
-        }
+from glmmshrink.grid import Cell, expand_grid, schema_with_axes  # noqa: F401 -- re-exported
 
 
 @dataclass(frozen=True)
@@ -107,8 +42,9 @@ def seed_figures(spec: Mapping) -> SeedFigures:
     question, answer = spec["question"], spec["answer"]
 
     def cell(block, n_trials):
-        return Cell(int(block["n_groups"]), int(n_trials), int(n_trials),
-                    float(block["re_sd"]), float(block["p0"]))
+        return Cell(n_groups=int(block["n_groups"]), n_trials_min=int(n_trials),
+                    n_trials_max=int(n_trials), re_sd=float(block["re_sd"]),
+                    p0=float(block["p0"]))
 
     return SeedFigures(
         question=cell(question, question["n_trials"]),
@@ -169,32 +105,6 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, list) else [value]
 
 
-def _trials_range(spec) -> tuple[int, int]:
-    if isinstance(spec, Mapping):
-        return int(spec["min"]), int(spec["max"])
-    return int(spec), int(spec)
-
-
-def expand_grid(grid) -> tuple[Cell, ...]:
-    """Cells of the grid's blocks (cross product of each block's axes), first occurrence kept."""
-    blocks = _as_list(grid)
-    cells: dict[str, Cell] = {}
-    for block_index, block in enumerate(blocks):
-        for n_groups in _as_list(block["n_groups"]):
-            for trials in _as_list(block["n_trials"]):
-                n_min, n_max = _trials_range(trials)
-                if n_min > n_max:
-                    raise ValueError(
-                        f"config key 'grid[{block_index}].n_trials': min ({n_min}) must be "
-                        f"<= max ({n_max}) in an unbalanced design"
-                    )
-                for re_sd in _as_list(block["re_sd"]):
-                    for p0 in _as_list(block["p0"]):
-                        cell = Cell(int(n_groups), n_min, n_max, float(re_sd), float(p0))
-                        cells.setdefault(cell.name, cell)
-    return tuple(cells.values())
-
-
 def check_config(config: Mapping, schema: Mapping, known_methods) -> StudyConfig:
     """Validate a raw config mapping and return the :class:`StudyConfig`.
 
@@ -203,6 +113,7 @@ def check_config(config: Mapping, schema: Mapping, known_methods) -> StudyConfig
     ValueError
         Naming every offending key and what it allows.
     """
+    schema = schema_with_axes(schema)  # the grid part comes from glmmshrink.grid.AXES
     messages = _schema_errors(config, schema)
     if messages:
         raise ValueError("invalid configuration:\n  " + "\n  ".join(messages))

@@ -6,8 +6,6 @@ Error bars are +-1.96 Monte Carlo SEs.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -16,18 +14,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from glmmshrink import theory  # noqa: E402
+from glmmshrink import grid  # noqa: E402
+from glmmshrink.methods import METHODS, MethodRegistry  # noqa: E402
 
 MCSE_Z = 1.96
-METHOD_COLORS = {"raw": "0.45", "laplace": "C0", "agq": "C1", "bayes": "C2"}
 
 
-def _color(method: str) -> str:
-    return METHOD_COLORS.get(method, "C3")
-
-
-def _series_label(row) -> str:
-    return f"sd={row.re_sd:g}, I={row.n_groups}, p0={row.p0:g}"
+LINE_STYLES = ["-", "--", "-.", ":"]
 
 
 def _x_trials(frame: pd.DataFrame) -> pd.Series:
@@ -35,11 +28,14 @@ def _x_trials(frame: pd.DataFrame) -> pd.Series:
     return (frame["n_trials_min"] + frame["n_trials_max"]) / 2
 
 
-def shrinkage_curves(shrinkage_curve: pd.DataFrame) -> plt.Figure:
+def shrinkage_curves(shrinkage_curve: pd.DataFrame, registry: MethodRegistry = METHODS,
+                     method_options=None) -> plt.Figure:
     """Mean estimate vs observed proportion, facets J (columns) x sd (rows), balanced cells.
 
     Each panel also shows theory (a), the exact conditional-mode map, and (b), its linear
-    approximation, at the true (logit p0, sd) of each p0 in the panel.
+    approximation, at the true (logit p0, sd) of each p0 in the panel; they are the normal
+    random-effects model's, and say so where the panel has cells with another ``re_dist``.
+    Cells differing in the other axes (I, p0, re_dist, ...) are told apart by line style.
     """
     balanced = shrinkage_curve[shrinkage_curve["n_trials_min"] == shrinkage_curve["n_trials_max"]]
     trials = sorted(balanced["n_trials_min"].unique())
@@ -47,23 +43,24 @@ def shrinkage_curves(shrinkage_curve: pd.DataFrame) -> plt.Figure:
     width, height = 2.3 * len(trials) + 1, 2.3 * len(sds) + 1.3
     figure, axes = plt.subplots(len(sds), len(trials), figsize=(width, height), sharex=True,
                                 sharey=True, squeeze=False)
-    # Fixed margins (inches): a constrained layout of this many panels costs seconds per save.
-    figure.subplots_adjust(left=0.75 / width, right=1 - 0.2 / width, bottom=0.6 / height,
-                           top=1 - 1.0 / height, wspace=0.1, hspace=0.3)
-    designs = balanced[["n_groups", "p0"]].drop_duplicates().sort_values(["n_groups", "p0"])
-    styles = {
-        (design.n_groups, design.p0): style
-        for style, design in zip(["-", "--", "-.", ":"], designs.itertuples(index=False))
-    }
+    facets = ("n_trials", "re_sd")
+    design_columns = grid.series_columns(exclude=facets)
+    designs = balanced[design_columns].drop_duplicates().sort_values(design_columns)
+    styles = {tuple(design): LINE_STYLES[index % len(LINE_STYLES)]
+              for index, design in enumerate(designs.itertuples(index=False))}
     for (sd, n_trials), panel in balanced.groupby(["re_sd", "n_trials_min"]):
         axis = axes[sds.index(sd), trials.index(n_trials)]
         axis.plot([0, 1], [0, 1], color="k", lw=0.7, ls=":")
-        for (method, n_groups, p0), curve in panel.groupby(["method", "n_groups", "p0"]):
-            label = method if len(styles) == 1 else f"{method}, I={n_groups}, p0={p0:g}"
-            axis.plot(curve["mean_proportion"], curve["mean_estimate"], ls=styles[(n_groups, p0)],
-                      marker=".", ms=3, lw=1, color=_color(method), label=label)
+        for keys, curve in panel.groupby(["method", *design_columns]):
+            method, design = keys[0], tuple(keys[1:])
+            label = registry.label(method, method_options)
+            if len(styles) > 1:
+                label += ", " + grid.describe(curve.iloc[0], exclude=facets, only_varying=balanced)
+            axis.plot(curve["mean_proportion"], curve["mean_estimate"], ls=styles[design],
+                      marker=".", ms=3, lw=1, color=registry[method].color, label=label)
+        normal_only = bool(grid.at_defaults(panel, axes=("re_dist",)).all())
         for p0 in sorted(panel["p0"].unique()):
-            draw_theory(axis, p0, sd, n_trials)
+            draw_theory(axis, p0, sd, n_trials, normal_model_note=not normal_only)
         axis.set_title(f"J={n_trials}, sd={sd:g}", fontsize=8)
     legend_entries = {}
     for axis in axes.ravel():
@@ -71,8 +68,17 @@ def shrinkage_curves(shrinkage_curve: pd.DataFrame) -> plt.Figure:
             axis.set_visible(False)
         for handle, label in zip(*axis.get_legend_handles_labels()):
             legend_entries.setdefault(label, handle)
+    # About 2.5 inches of legend entry per column, so the legend fits the figure's width, and
+    # 0.17 inches per legend row above the panels. Fixed margins: a constrained layout of this
+    # many panels costs seconds per save.
+    columns = max(1, min(len(legend_entries), 6, int(width // 2.5)))
+    top = 0.35 + 0.17 * -(-len(legend_entries) // columns)
+    height += max(top - 1.0, 0.0)
+    figure.set_size_inches(width, height)
+    figure.subplots_adjust(left=0.75 / width, right=1 - 0.2 / width, bottom=0.6 / height,
+                           top=1 - max(top, 1.0) / height, wspace=0.1, hspace=0.3)
     figure.legend(legend_entries.values(), legend_entries.keys(), loc="upper center",
-                  ncols=min(len(legend_entries), 6), fontsize=8)
+                  ncols=columns, fontsize=8)
     figure.supxlabel("observed proportion y/n")
     figure.supylabel("mean estimate of p")
     return figure
@@ -82,32 +88,47 @@ THEORY_STYLES = {
     "exact": dict(color="C4", lw=1.1, ls="-", alpha=0.8, label="theory (a): exact mode map"),
     "linear": dict(color="C4", lw=1.1, ls="--", alpha=0.8, label="theory (b): linear approx."),
 }
+NORMAL_MODEL_NOTE = "theory (normal model)"
 
 
-def draw_theory(axis, p0: float, sd: float, n_trials: int) -> None:
-    """Theory curves (a) and (b) at the true (logit p0, sd) for n = ``n_trials`` (theory.py)."""
+def draw_theory(axis, p0: float, sd: float, n_trials: int, normal_model_note: bool = False) -> None:
+    """Theory curves (a) and (b) at the true (logit p0, sd) for n = ``n_trials`` (theory.py).
+
+    The theory assumes normal random effects; ``normal_model_note`` says so in the labels, for
+    panels that also show cells with another ``re_dist``.
+    """
+    # Imported here: scipy.stats, which theory loads, is the costliest import of a figure job
+    # and most figures draw no theory curves.
+    from glmmshrink import theory
+
     curve = theory.shrinkage_curve(np.log(p0 / (1 - p0)), sd, int(n_trials))
-    axis.plot(curve.proportion, curve.exact, zorder=1, **THEORY_STYLES["exact"])
-    axis.plot(curve.proportion, curve.linear, zorder=1, **THEORY_STYLES["linear"])
+    for kind, values in (("exact", curve.exact), ("linear", curve.linear)):
+        style = dict(THEORY_STYLES[kind])
+        if normal_model_note:
+            style["label"] = style["label"].replace("theory", NORMAL_MODEL_NOTE, 1)
+        axis.plot(curve.proportion, values, zorder=1, **style)
 
 
-def _per_method_panels(frame: pd.DataFrame, value, error, ylabel, reference=None) -> plt.Figure:
-    methods = list(dict.fromkeys(frame["method"]))
+def _per_method_panels(frame: pd.DataFrame, value, error, ylabel, registry: MethodRegistry,
+                       method_options=None, reference=None) -> plt.Figure:
+    methods = registry.ordered(frame["method"])
     figure, axes = plt.subplots(1, max(len(methods), 1), figsize=(4.2 * max(len(methods), 1), 3.4),
                                 sharey=True, squeeze=False)
     for axis, method in zip(axes[0], methods):
         subset = frame[frame["method"] == method].assign(x=_x_trials)
         if reference is not None:
             axis.axhline(reference, color="k", lw=0.7, ls=":")
-        series = subset[["re_sd", "n_groups", "p0"]].drop_duplicates().sort_values(["re_sd", "n_groups", "p0"])
-        for index, design in enumerate(series.itertuples(index=False)):
-            rows = subset[(subset["re_sd"] == design.re_sd) & (subset["n_groups"] == design.n_groups)
-                          & (subset["p0"] == design.p0)]
+        # One series per combination of the axes other than J (the x axis).
+        columns = grid.series_columns(exclude=("n_trials",))
+        for index, (_, rows) in enumerate(subset.groupby(columns, sort=True)):
             for balanced, marker, line in ((True, "o", "-"), (False, "s", "none")):
                 part = rows[(rows["n_trials_min"] == rows["n_trials_max"]) == balanced].sort_values("x")
                 if part.empty:
                     continue
-                label = _series_label(design) + ("" if balanced else " (unbalanced)")
+                # Name the axes that tell this figure's series apart (all of them if none do).
+                label = (grid.describe(part.iloc[0], exclude=("n_trials",), only_varying=frame)
+                         or grid.describe(part.iloc[0], exclude=("n_trials",)))
+                label += "" if balanced else " (unbalanced)"
                 axis.errorbar(part["x"], part[value], yerr=MCSE_Z * part[error].fillna(0),
                               marker=marker, ms=3.5, ls=line, lw=1, capsize=2,
                               color=f"C{index % 10}", label=label)
@@ -115,7 +136,7 @@ def _per_method_panels(frame: pd.DataFrame, value, error, ylabel, reference=None
         ticks = sorted(subset["x"].unique())
         axis.set_xticks(ticks, [f"{tick:g}" for tick in ticks])
         axis.minorticks_off()
-        axis.set_title(method)
+        axis.set_title(registry.label(method, method_options))
         axis.set_xlabel("trials per group J (log scale)")
         axis.legend(fontsize=6)
     axes[0, 0].set_ylabel(ylabel)
@@ -123,22 +144,107 @@ def _per_method_panels(frame: pd.DataFrame, value, error, ylabel, reference=None
     return figure
 
 
-def sigma_bias(performance: pd.DataFrame) -> plt.Figure:
+def sigma_bias(performance: pd.DataFrame, registry: MethodRegistry = METHODS,
+               method_options=None) -> plt.Figure:
     """Bias of sigma-hat vs J for each sd, one panel per method, +-1.96 MCSE bars."""
     rows = performance[(performance["estimand"] == "sigma") & (performance["measure"] == "bias")]
-    return _per_method_panels(rows, "value", "mcse", "bias of sigma-hat", reference=0.0)
+    return _per_method_panels(rows, "value", "mcse", "bias of sigma-hat", registry,
+                              method_options, reference=0.0)
 
 
-def singular_rate(fit_flags: pd.DataFrame, hyperparameter_methods) -> plt.Figure:
-    """Share of singular fits (sigma-hat = 0) vs J for each sd, one panel per method."""
-    rows = fit_flags[(fit_flags["flag"] == "singular") & fit_flags["method"].isin(hyperparameter_methods)]
-    return _per_method_panels(rows, "rate", "rate_mcse", "singular-fit rate")
+def singular_rate(fit_flags: pd.DataFrame, registry: MethodRegistry = METHODS,
+                  method_options=None) -> plt.Figure:
+    """Share of singular fits (sigma-hat = 0) vs J for each sd, one panel per method that
+    estimates hyperparameters."""
+    methods = registry.having(fit_flags["method"], "estimates_hyperparameters")
+    rows = fit_flags[(fit_flags["flag"] == "singular") & fit_flags["method"].isin(methods)]
+    return _per_method_panels(rows, "rate", "rate_mcse", "singular-fit rate", registry,
+                              method_options)
 
 
-def rmse_ratio(performance: pd.DataFrame) -> plt.Figure:
-    """RMSE of shrunk group estimates over the raw proportion's RMSE, vs J for each sd."""
-    rows = performance[(performance["measure"] == "rmse_ratio_vs_raw") & (performance["method"] != "raw")]
-    return _per_method_panels(rows, "value", "mcse", "RMSE(method) / RMSE(raw) of p_i", reference=1.0)
+def rmse_ratio(performance: pd.DataFrame, registry: MethodRegistry = METHODS,
+               method_options=None) -> plt.Figure:
+    """RMSE of the group estimates of each method that shrinks over the raw proportion's RMSE,
+    vs J for each sd."""
+    methods = registry.having(performance["method"], "shrinks")
+    rows = performance[(performance["measure"] == "rmse_ratio_vs_raw")
+                       & performance["method"].isin(methods)]
+    return _per_method_panels(rows, "value", "mcse", "RMSE(method) / RMSE(raw) of p_i", registry,
+                              method_options, reference=1.0)
+
+
+MISSPECIFICATION_PANELS = (
+    # (estimand, measure, capability of the methods shown, y label, reference line)
+    ("sigma", "bias", "estimates_hyperparameters", "bias of sigma-hat", 0.0),
+    ("p", "rmse_ratio_vs_raw", "shrinks", "RMSE(method) / RMSE(raw) of p_i", 1.0),
+    ("p", "coverage_95", None, "coverage of 95 % intervals for p_i", 0.95),
+)
+
+
+def _re_dist_order(values) -> list[str]:
+    default = grid.AXIS["re_dist"].default
+    return [default] * (default in set(values)) + sorted(set(values) - {default})
+
+
+def misspecification(performance: pd.DataFrame, theory_table: pd.DataFrame,
+                     registry: MethodRegistry = METHODS, method_options=None) -> plt.Figure:
+    """Bias of sigma-hat, RMSE ratio vs raw and coverage of p against ``re_dist``, per method.
+
+    One row of panels per design (the other axes' values) that has cells with a non-normal
+    ``re_dist``; the normal cell comes first. Coverage is drawn for whichever methods have a
+    ``coverage_95`` measure of p. Error bars are +-1.96 MCSEs; methods are dodged sideways.
+    The RMSE-ratio panel adds theory (c) at the true (beta, sigma), which is the normal
+    model's prediction whatever the shape.
+    """
+    others = grid.series_columns(exclude=("re_dist",))
+    misspecified = ~grid.at_defaults(performance, axes=("re_dist",))
+    designs = performance.loc[misspecified, others].drop_duplicates().sort_values(others)
+    n_rows = max(len(designs), 1)
+    figure, axes = plt.subplots(n_rows, len(MISSPECIFICATION_PANELS), squeeze=False,
+                                figsize=(4.0 * len(MISSPECIFICATION_PANELS), 3.2 * n_rows + 0.8),
+                                layout="constrained")
+    if designs.empty:
+        axes[0, 0].text(0.5, 0.5, "no cells with a non-normal re_dist in the grid", ha="center",
+                        va="center", transform=axes[0, 0].transAxes, fontsize=8)
+        return figure
+    for row, design in zip(axes, designs.itertuples(index=False)):
+        match = (performance[others] == pd.Series(design._asdict())).all(axis=1)
+        cells = performance[match]
+        order = _re_dist_order(cells["re_dist"])
+        for axis, (estimand, measure, capability, ylabel, reference) in zip(
+                row, MISSPECIFICATION_PANELS):
+            rows = cells[(cells["estimand"] == estimand) & (cells["measure"] == measure)]
+            methods = (registry.ordered(rows["method"]) if capability is None
+                       else registry.having(rows["method"], capability))
+            axis.axhline(reference, color="k", lw=0.7, ls=":")
+            for index, method in enumerate(methods):
+                part = rows[rows["method"] == method].set_index("re_dist").reindex(order)
+                offset = (index - (len(methods) - 1) / 2) * 0.12
+                axis.errorbar(np.arange(len(order)) + offset, part["value"],
+                              yerr=MCSE_Z * part["mcse"].fillna(0), marker=registry[method].marker,
+                              ms=4, ls="none", capsize=2, color=registry[method].color,
+                              label=registry.label(method, method_options))
+            if measure == "rmse_ratio_vs_raw":
+                predicted = theory_table[(theory_table[others] == pd.Series(design._asdict()))
+                                         .all(axis=1)]["predicted_rmse_ratio"]
+                if predicted.notna().any():
+                    axis.axhline(predicted.dropna().iloc[0], **{
+                        **THEORY_STYLES["exact"], "label": f"{NORMAL_MODEL_NOTE} (c)"})
+            if not methods:
+                axis.text(0.5, 0.5, f"no method has {measure} of {estimand}", ha="center",
+                          va="center", transform=axis.transAxes, fontsize=8, color="0.3")
+            axis.set_xticks(np.arange(len(order)), order)
+            axis.set_xlim(-0.5, len(order) - 0.5)
+            axis.set_ylabel(ylabel)
+            axis.set_title(grid.describe(design._asdict(), exclude=("re_dist",)), fontsize=8)
+            axis.set_xlabel("random-effect distribution (re_dist)")
+    entries = {}
+    for axis in axes.ravel():
+        for handle, label in zip(*axis.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    figure.legend(entries.values(), entries.keys(), loc="outside lower center",
+                  ncols=min(len(entries), 4), fontsize=7)
+    return figure
 
 
 def save(figure: plt.Figure, png_path, pdf_path) -> None:
@@ -148,14 +254,6 @@ def save(figure: plt.Figure, png_path, pdf_path) -> None:
     figure.set_layout_engine("none")
     figure.savefig(pdf_path)
     plt.close(figure)
-
-
-def save_all(drawn, outputs, pdf_paths, log) -> None:
-    """Save each named figure of ``drawn`` to ``outputs[name]`` and the PDF of the same stem."""
-    pdfs = {Path(path).stem: path for path in pdf_paths}
-    for name, figure in drawn.items():
-        save(figure, outputs[name], pdfs[name])
-        log.info("wrote %s", name)
 
 
 def downscale_png(source, target, max_width: int = 1000, max_bytes: int = 150_000) -> int:

@@ -1,11 +1,15 @@
 """The seed thread's figures, reproduced from the study's tables.
 
 - :func:`seed_question`: one simulated dataset, observed proportion vs the Laplace estimate;
-- :func:`seed_answer`: Laplace and Bayes estimates vs observed proportion, facets by J, pooled
-  over a few replicates (the answer's lme4 vs MCMCglmm picture, without MCMC noise);
+- :func:`seed_answer`: the estimates of every method that shrinks (Laplace, Bayes, ...) vs
+  observed proportion, facets by J, pooled over a few replicates (the answer's lme4 vs MCMCglmm
+  picture, without MCMC noise);
 - :func:`shrinkage_methods`: every method's mean estimate vs observed proportion with the
   theory curves (a) and (b);
-- :func:`why_shrink`: RMSE of the group estimates of raw, Laplace and Bayes across J and sd.
+- :func:`why_shrink`: RMSE of the group estimates of every method across J and sd.
+
+Labels, colours, markers and the order of methods come from the method registry
+(:mod:`glmmshrink.methods`).
 
 A cell or method the config lacks gives a placeholder panel saying what is missing, so the
 figures build for any config.
@@ -21,16 +25,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from glmmshrink import grid  # noqa: E402
 from glmmshrink.config import Cell  # noqa: E402
-from glmmshrink.figures import MCSE_Z, draw_theory, _color  # noqa: E402
-
-METHOD_LABELS = {"raw": "raw y/n", "laplace": "Laplace", "agq": "AGQ", "bayes": "Bayes (posterior mean)"}
-
-
-def method_label(method: str, nagq: int | None = None) -> str:
-    if method == "agq" and nagq is not None:
-        return f"AGQ-{nagq}"
-    return METHOD_LABELS.get(method, method)
+from glmmshrink.figures import MCSE_Z, draw_theory  # noqa: E402
+from glmmshrink.methods import METHODS, MethodRegistry  # noqa: E402
 
 
 def placeholder(axis, message: str) -> None:
@@ -61,48 +59,62 @@ def _missing_message(cell: Cell, groups: pd.DataFrame | None, methods) -> str | 
     return None
 
 
-def seed_question(groups: pd.DataFrame | None, cell: Cell) -> plt.Figure:
-    """Observed proportion vs Laplace estimate of replicate 0 of ``cell`` (the question's plot).
+def seed_question(groups: pd.DataFrame | None, cell: Cell, method: str = "laplace",
+                  registry: MethodRegistry = METHODS) -> plt.Figure:
+    """Observed proportion vs ``method``'s estimate of replicate 0 of ``cell`` (the question's
+    plot; the question fitted glmer's default, the Laplace approximation).
 
     ``groups`` is a group table (``results/cells/*/groups_*.parquet``) holding that replicate.
     """
     figure, axis = plt.subplots(figsize=(4.2, 4.4), layout="constrained")
-    message = _missing_message(cell, groups, ["laplace"])
+    message = _missing_message(cell, groups, [method])
     if message:
         placeholder(axis, message)
     else:
-        data = groups[(groups["cell"] == cell.name) & (groups["method"] == "laplace")
+        data = groups[(groups["cell"] == cell.name) & (groups["method"] == method)
                       & (groups["replicate"] == groups["replicate"].min())]
         overall = data["successes"].sum() / data["n_trials"].sum()
         axis.axhline(overall, color="0.5", lw=0.7, ls="--", label=f"overall proportion {overall:.2f}")
-        axis.scatter(data["p_raw"], data["p_hat"], s=18, color=_color("laplace"), alpha=0.8,
+        axis.scatter(data["p_raw"], data["p_hat"], s=18, color=registry[method].color, alpha=0.8,
                      label="group", clip_on=False)
         axis.legend(fontsize=7, loc="upper left")
     _unit_square(axis)
     axis.set_xlabel("proportion")
-    axis.set_ylabel("GLMM estimate (Laplace)")
+    axis.set_ylabel(f"GLMM estimate ({registry.label(method)})")
     axis.set_title(f"one simulated dataset: {_design(cell)}", fontsize=8)
     return figure
 
 
-def seed_answer(groups: pd.DataFrame | None, cells: list[Cell], pooled: int) -> plt.Figure:
-    """Laplace and Bayes estimates vs observed proportion, one facet per cell (J), pooled over
-    the first ``pooled`` replicates."""
+def _scatter_style(spec) -> dict:
+    # Open markers for methods drawn over others: the estimates often nearly coincide.
+    if spec.filled:
+        return dict(s=14, alpha=0.6, edgecolors="none", color=spec.color, marker=spec.marker)
+    return dict(s=22, facecolors="none", linewidths=0.8, edgecolors=spec.color, marker=spec.marker)
+
+
+def seed_answer(groups: pd.DataFrame | None, cells: list[Cell], pooled: int,
+                methods=None, registry: MethodRegistry = METHODS,
+                method_options=None) -> plt.Figure:
+    """Estimates of ``methods`` (default: every method in ``groups`` that shrinks) vs observed
+    proportion, one facet per cell (J), pooled over the first ``pooled`` replicates (the answer
+    compared lme4's Laplace fit with MCMCglmm's posterior)."""
     figure, axes = plt.subplots(1, max(len(cells), 1), figsize=(3.3 * max(len(cells), 1), 3.7),
                                 squeeze=False, layout="constrained")
+    if methods is None:
+        present = [] if groups is None else groups["method"]
+        methods = registry.having(present, "shrinks")
+    methods = registry.ordered(methods)
     for axis, cell in zip(axes[0], cells):
-        message = _missing_message(cell, groups, ["laplace", "bayes"])
+        message = (_missing_message(cell, groups, methods) if methods
+                   else "no configured method\nshrinks toward the mean")
         if message:
             placeholder(axis, message)
         else:
             data = groups[(groups["cell"] == cell.name) & (groups["replicate"] < pooled)]
-            # Open and filled markers: the two estimates often nearly coincide.
-            for method, style in (("laplace", dict(s=14, alpha=0.6, edgecolors="none")),
-                                  ("bayes", dict(s=22, facecolors="none", linewidths=0.8))):
+            for method in methods:
                 rows = data[data["method"] == method]
-                axis.scatter(rows["p_raw"], rows["p_hat"], **style, label=method_label(method),
-                             clip_on=False,
-                             **{"edgecolors" if method == "bayes" else "color": _color(method)})
+                axis.scatter(rows["p_raw"], rows["p_hat"], **_scatter_style(registry[method]),
+                             label=registry.label(method, method_options), clip_on=False)
             axis.legend(fontsize=7, loc="upper left", markerscale=1.5)
         _unit_square(axis)
         axis.set_title(f"J={cell.n_trials_min}", fontsize=9)
@@ -117,25 +129,26 @@ def seed_answer(groups: pd.DataFrame | None, cells: list[Cell], pooled: int) -> 
     return figure
 
 
-def shrinkage_methods(shrinkage_curve: pd.DataFrame, cell: Cell, nagq: int | None = None) -> plt.Figure:
+def shrinkage_methods(shrinkage_curve: pd.DataFrame, cell: Cell, registry: MethodRegistry = METHODS,
+                      method_options=None) -> plt.Figure:
     """Mean estimate of each method vs observed proportion in ``cell``, with theory (a), (b)."""
     figure, axis = plt.subplots(figsize=(4.8, 4.8), layout="constrained")
     rows = shrinkage_curve[shrinkage_curve["cell"] == cell.name]
     if rows.empty:
         placeholder(axis, f"cell {cell.name}\nis not in the config's grid")
     else:
-        order = ["raw", "laplace", "agq", "bayes"]
-        methods = sorted(rows["method"].unique(), key=lambda m: (order.index(m) if m in order else 9, m))
-        for offset, method in enumerate(methods):
+        methods = registry.ordered(rows["method"])
+        for method in methods:
             curve = rows[rows["method"] == method]
             axis.errorbar(curve["mean_proportion"], curve["mean_estimate"],
                           yerr=MCSE_Z * curve["mean_estimate_mcse"].fillna(0), marker="o", ms=3.5,
-                          lw=1, capsize=1.5, color=_color(method), label=method_label(method, nagq))
+                          lw=1, capsize=1.5, color=registry[method].color,
+                          label=registry.label(method, method_options))
         truth = rows[rows["method"] == methods[0]]  # every method has the same groups
         axis.plot(truth["mean_proportion"], truth["mean_true_p"], color="k", lw=1, ls="-.", marker="x",
                   ms=3.5, label="E[true p | y/n]")
         draw_theory(axis, cell.p0, cell.re_sd, cell.n_trials_min)
-        missing = [m for m in order if m not in methods]
+        missing = [m for m in registry if m not in methods]
         if missing:
             axis.text(0.98, 0.02, f"not in config: {', '.join(missing)}", ha="right", fontsize=7,
                       color="0.3", transform=axis.transAxes)
@@ -147,14 +160,19 @@ def shrinkage_methods(shrinkage_curve: pd.DataFrame, cell: Cell, nagq: int | Non
     return figure
 
 
-def why_shrink(performance: pd.DataFrame, methods=("raw", "laplace", "bayes")) -> plt.Figure:
-    """RMSE of group estimates vs J, one panel per sd, with +-1.96 MCSE bars.
+def why_shrink(performance: pd.DataFrame, methods=None, registry: MethodRegistry = METHODS,
+               method_options=None) -> plt.Figure:
+    """RMSE of group estimates vs J, one panel per sd, with +-1.96 MCSE bars, for ``methods``
+    (default: every method in the table).
 
-    Lines join balanced cells of one design (I, p0); squares are unbalanced cells at their mean
-    group size.
+    Lines join balanced cells of one design (the axes other than J and sd: I, p0, ...);
+    squares are unbalanced cells at their mean group size. Cells with an optional axis away
+    from its default (e.g. ``re_dist``) are left out: they have figures of their own.
     """
+    methods = registry.ordered(performance["method"] if methods is None else methods)
     rows = performance[(performance["estimand"] == "p") & (performance["measure"] == "rmse")
                        & performance["method"].isin(methods)]
+    rows = rows[grid.at_defaults(rows)]
     rows = rows.assign(x=(rows["n_trials_min"] + rows["n_trials_max"]) / 2,
                        balanced=rows["n_trials_min"] == rows["n_trials_max"])
     sds = sorted(rows["re_sd"].unique())
@@ -163,19 +181,24 @@ def why_shrink(performance: pd.DataFrame, methods=("raw", "laplace", "bayes")) -
     if rows.empty:
         placeholder(axes[0, 0], f"none of the methods {', '.join(methods)} in the config")
         return figure
-    designs = rows[["n_groups", "p0"]].drop_duplicates().sort_values(["n_groups", "p0"])
-    styles = dict(zip(map(tuple, designs.to_numpy()), ["-", "--", "-.", ":"] * 3))
+    facets = ("n_trials", "re_sd")
+    design_columns = grid.series_columns(exclude=facets)
+    designs = rows[design_columns].drop_duplicates().sort_values(design_columns)
+    styles = {tuple(design): ["-", "--", "-.", ":"][index % 4]
+              for index, design in enumerate(designs.itertuples(index=False))}
     for axis, sd in zip(axes[0], sds):
-        for (method, n_groups, p0, balanced), part in rows[rows["re_sd"] == sd].groupby(
-                ["method", "n_groups", "p0", "balanced"]):
+        for keys, part in rows[rows["re_sd"] == sd].groupby(["method", *design_columns, "balanced"]):
+            method, balanced = keys[0], keys[-1]
             part = part.sort_values("x")
-            design = "" if len(styles) == 1 else f", I={n_groups}, p0={p0:g}"
-            label = method_label(method) + design + ("" if balanced else " (unbalanced)")
+            design = ("" if len(styles) == 1 else
+                      ", " + grid.describe(part.iloc[0], exclude=facets, only_varying=rows))
+            label = (registry.label(method, method_options) + design
+                     + ("" if balanced else " (unbalanced)"))
+            color = registry[method].color
             axis.errorbar(part["x"], part["value"], yerr=MCSE_Z * part["mcse"].fillna(0),
                           marker="o" if balanced else "s", ms=4 if balanced else 6,
-                          ls=styles[(n_groups, p0)] if balanced else "none", lw=1, capsize=2,
-                          color=_color(method), label=label,
-                          mfc=_color(method) if balanced else "none")
+                          ls=styles[tuple(keys[1:-1])] if balanced else "none", lw=1, capsize=2,
+                          color=color, label=label, mfc=color if balanced else "none")
         axis.set_xscale("log")
         ticks = sorted(rows.loc[rows["re_sd"] == sd, "x"].unique())
         axis.set_xticks(ticks, [f"{tick:g}" for tick in ticks], fontsize=7)

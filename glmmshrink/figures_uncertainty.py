@@ -5,13 +5,14 @@
 - :func:`nested_loop`: a nested-loop plot (Rücker & Schwarzer 2014, BMC Med. Res. Methodol.
   14:129) of the coverage of the p_i intervals and the RMSE ratio against raw for every cell.
 
-Methods are drawn with the label and colour of ``style`` (method -> (label, colour)); the default
-reuses :data:`glmmshrink.figures.METHOD_COLORS`, and the method registry's values can be passed.
+Methods are drawn in the order, label and colour of their method registry entry
+(:mod:`glmmshrink.methods`); the loops of the nested-loop plot are the grid's axes
+(:data:`glmmshrink.grid.AXES`).
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import matplotlib
 
@@ -24,30 +25,13 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from glmmshrink import measures  # noqa: E402
-from glmmshrink.figures import MCSE_Z, METHOD_COLORS  # noqa: E402
+from glmmshrink.figures import MCSE_Z  # noqa: E402
 from glmmshrink.figures_seed import placeholder  # noqa: E402
+from glmmshrink.grid import AXES  # noqa: E402
+from glmmshrink.methods import METHODS, MethodRegistry  # noqa: E402
 
 NOMINAL = 0.95
-DEFAULT_STYLE = {
-    "raw": ("raw y/n (Wilson)", METHOD_COLORS["raw"]),
-    "laplace": ("Laplace", METHOD_COLORS["laplace"]),
-    "agq": ("AGQ", METHOD_COLORS["agq"]),
-    "bayes": ("Bayes", METHOD_COLORS["bayes"]),
-}
 ZIP_COLORS = {"covers": "#6f9fc8", "misses": "#c8402f", "coverage": "#e0a526"}
-
-
-def _ordered_methods(present, style: Mapping) -> list[str]:
-    present = list(dict.fromkeys(present))
-    return [m for m in style if m in present] + sorted(m for m in present if m not in style)
-
-
-def _label(method: str, style: Mapping) -> str:
-    return style[method][0] if method in style else method
-
-
-def _colour(method: str, style: Mapping) -> str:
-    return style[method][1] if method in style else "C3"
 
 
 def _cell_title(rows: pd.DataFrame, cell: str) -> str:
@@ -82,7 +66,7 @@ def _zip_panel(axis, rows: pd.DataFrame) -> None:
 
 
 def coverage_zip(beta_intervals: pd.DataFrame, cells: Sequence[str],
-                 style: Mapping[str, tuple[str, str]] = DEFAULT_STYLE) -> plt.Figure:
+                 registry: MethodRegistry = METHODS, method_options=None) -> plt.Figure:
     """Zip plot of beta's 95 % intervals: rows are ``cells`` (names), columns are methods.
 
     ``beta_intervals`` is the summary table of :func:`glmmshrink.summary_intervals.
@@ -94,7 +78,7 @@ def coverage_zip(beta_intervals: pd.DataFrame, cells: Sequence[str],
     rsimsum's ``autoplot(type = "zip")``). A cell or method missing from the table gets a
     placeholder panel.
     """
-    methods = _ordered_methods(beta_intervals["method"], style) if len(beta_intervals) else []
+    methods = registry.ordered(beta_intervals["method"]) if len(beta_intervals) else []
     n_rows, n_cols = max(len(cells), 1), max(len(methods), 1)
     figure, axes = plt.subplots(n_rows, n_cols, figsize=(2.7 * n_cols + 0.8, 2.9 * n_rows + 0.9),
                                 squeeze=False, layout="constrained")
@@ -110,7 +94,8 @@ def coverage_zip(beta_intervals: pd.DataFrame, cells: Sequence[str],
             if column > 0:
                 axis.sharex(axes[row, 0])  # one beta scale per cell, to compare the methods' widths
             if row == 0:
-                axis.set_title(_label(method, style), fontsize=9, color=_colour(method, style))
+                axis.set_title(registry.label(method, method_options), fontsize=9,
+                               color=registry[method].color)
             if row == n_rows - 1:
                 axis.set_xlabel("95 % interval for beta", fontsize=8)
         axes[row, 0].set_ylabel(f"{_cell_title(in_cell, cell)}\nfractional centile of |z|", fontsize=8)
@@ -128,24 +113,28 @@ def coverage_zip(beta_intervals: pd.DataFrame, cells: Sequence[str],
     return figure
 
 
-# Loops of the nested-loop plot, outermost first: (column of the loop table, axis label).
-DEFAULT_LOOPS = (("re_sd", "sd"), ("n_trials", "J"), ("p0", "p0"), ("n_groups", "I"))
+def _loop_table(cells: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """One row per cell in nested-loop order, and the loops ``(axis name, short label)``.
 
-
-def _loop_table(cells: pd.DataFrame, loops) -> pd.DataFrame:
-    """One row per cell in nested-loop order, with a sortable key and a label per loop."""
-    table = cells[["cell", "n_groups", "n_trials_min", "n_trials_max", "re_sd", "p0"]].copy()
-    balanced = table["n_trials_min"] == table["n_trials_max"]
-    # Balanced J sort by J; an unbalanced range U{min..max} after them, by its mean.
-    table["n_trials"] = np.where(balanced, table["n_trials_min"],
-                                 1e6 + (table["n_trials_min"] + table["n_trials_max"]) / 2)
-    table["n_trials_label"] = np.where(
-        balanced, table["n_trials_min"].astype(str),
-        table["n_trials_min"].astype(str) + "-" + table["n_trials_max"].astype(str))
-    for column, _ in loops:
-        if column != "n_trials":
-            table[f"{column}_label"] = table[column].map(lambda value: f"{value:g}")
-    return table.sort_values([column for column, _ in loops], kind="stable").reset_index(drop=True)
+    Every grid axis (:data:`glmmshrink.grid.AXES`) is a loop; axes with fewer levels are
+    outer loops (ties in axis order). Within an axis, levels sort by ``Axis.sort_key`` (an
+    unbalanced J after the balanced ones, the default ``re_dist`` first). Column ``<axis>``
+    holds a cell's level index and ``<axis>_label`` its text.
+    """
+    table = cells[["cell"]].copy()
+    records = cells.to_dict("records")
+    loops = []
+    for axis in AXES:
+        keys = [axis.sort_key(axis.values_of(row)) for row in records]
+        levels = sorted(set(keys))
+        table[axis.name] = [levels.index(key) for key in keys]
+        texts = [axis.label(axis.values_of(row)) for row in records]
+        table[f"{axis.name}_label"] = [text.split("=", 1)[-1] for text in texts]
+        loops.append((axis.name, texts[0].split("=", 1)[0] if texts else axis.name, len(levels)))
+    loops.sort(key=lambda loop: loop[2])  # stable: ties keep the axes' order
+    loops = [(name, short) for name, short, _ in loops]
+    table = table.sort_values([name for name, _ in loops], kind="stable").reset_index(drop=True)
+    return table, loops
 
 
 def _draw_loops(axis, table: pd.DataFrame, loops) -> list[str]:
@@ -182,22 +171,22 @@ def _step_with_band(axis, x, rows: pd.DataFrame, colour: str, label: str) -> Non
 
 
 def nested_loop(performance: pd.DataFrame, cells: pd.DataFrame,
-                style: Mapping[str, tuple[str, str]] = DEFAULT_STYLE, loops=DEFAULT_LOOPS,
-                reference_method: str = "raw") -> plt.Figure:
+                registry: MethodRegistry = METHODS, method_options=None) -> plt.Figure:
     """Coverage of the p_i intervals (top) and RMSE ratio vs raw (middle) for every cell.
 
-    Cells (rows of ``cells``, the summary table) are ordered by the nested ``loops`` (outermost
-    first) and drawn left to right; the loop lines under the panels give each cell's parameters,
-    one step line per grid axis (Rücker & Schwarzer 2014). Axes with one value in the grid are
-    named in the title instead. Shaded bands are +-1.96 MCSE. The ``reference_method``'s RMSE
-    ratio is 1 by definition and drawn as the reference line.
+    Cells (rows of ``cells``, the summary table) are ordered by nested loops over the grid's
+    axes (outermost first, see :func:`_loop_table`) and drawn left to right; the loop lines
+    under the panels give each cell's parameters, one step line per axis (Rücker & Schwarzer
+    2014). Axes with one value in the grid are named in the x label instead. Shaded bands are
+    +-1.96 MCSE. The raw proportion's RMSE ratio is 1 by definition: the reference line.
     """
-    table = _loop_table(cells, loops)
+    table, loops = _loop_table(cells)
     x = np.arange(len(table))
     position = dict(zip(table["cell"], x))
     rows = performance[performance["estimand"] == "p"]
     coverage = rows[rows["measure"] == "coverage_95"]
-    ratio = rows[(rows["measure"] == "rmse_ratio_vs_raw") & (rows["method"] != reference_method)]
+    ratio = rows[(rows["measure"] == "rmse_ratio_vs_raw")
+                 & rows["method"].isin(registry.having(rows["method"], "shrinks"))]
     n_varying = sum(table[column].nunique() > 1 for column, _ in loops)
     width = min(max(0.2 * len(table) + 2.0, 6.0), 16.0)
     figure, axes = plt.subplots(3, 1, figsize=(width, 6.2 + 0.35 * n_varying), sharex=True,
@@ -208,19 +197,21 @@ def nested_loop(performance: pd.DataFrame, cells: pd.DataFrame,
         if frame.empty:
             placeholder(axis, "no rows in performance for this panel")
             continue
-        for method in _ordered_methods(frame["method"], style):
+        for method in registry.ordered(frame["method"]):
             of_method = frame[frame["method"] == method].assign(x=lambda f: f["cell"].map(position))
             of_method = of_method.dropna(subset=["x"]).sort_values("x")
             full = pd.DataFrame({"x": x}).merge(of_method, on="x", how="left")  # gaps stay gaps
-            _step_with_band(axis, x, full, _colour(method, style), _label(method, style))
+            _step_with_band(axis, x, full, registry[method].color,
+                            registry.label(method, method_options))
         axis.set_ylabel(ylabel, fontsize=8)
     axes[0].axhline(NOMINAL, color="k", lw=0.8, ls=":", label="nominal 95 %")
-    axes[1].axhline(1.0, color=_colour(reference_method, style), lw=0.9, ls="--",
-                    label=f"RMSE ratio 1 ({reference_method})")
-    outer = loops[0][0]
-    for boundary in np.flatnonzero(table[outer].to_numpy()[1:] != table[outer].to_numpy()[:-1]):
-        for axis in axes:
-            axis.axvline(boundary + 0.5, color="0.85", lw=0.8, zorder=0)
+    axes[1].axhline(1.0, color="0.45", lw=0.9, ls="--", label="RMSE ratio 1 (raw y/n)")
+    varying = [name for name, _ in loops if table[name].nunique() > 1]
+    if varying:
+        outer = table[varying[0]].to_numpy()
+        for boundary in np.flatnonzero(outer[1:] != outer[:-1]):
+            for axis in axes:
+                axis.axvline(boundary + 0.5, color="0.85", lw=0.8, zorder=0)
     constant = _draw_loops(axes[2], table, loops)
     axes[2].set_xlabel("cells of the grid in nested-loop order (outermost loop at the top)"
                        + (f"; {', '.join(constant)} in every cell" if constant else ""), fontsize=8)

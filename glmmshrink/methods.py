@@ -1,8 +1,15 @@
 """Registry of estimation methods compared by the study.
 
 A method maps counts ``y``, ``n`` of shape (R, G) and its options to a :class:`MethodFit`.
-Adding one is a decorated function here; the pipeline, tables and summaries pick it up by name
-from ``config['methods']``. Registered: ``raw``, ``laplace``, ``agq`` and ``bayes``.
+Its :class:`Method` entry also says how figures show it (label, colour, marker, order) and what
+it reports (capabilities such as ``estimates_hyperparameters`` or ``interval_estimands``).
+Adding one is one decorated function here::
+
+    @register_method("mine", label="Mine", color="C5", order=60, shrinks=True)
+    def _fit_mine(y, n, options) -> MethodFit: ...
+
+plus its name in ``config['methods']``; the pipeline, tables, summaries and figures pick it up
+from the registry. Registered: ``raw``, ``laplace``, ``agq`` and ``bayes``.
 """
 
 from __future__ import annotations
@@ -33,33 +40,141 @@ class MethodFit:
     extra_group: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Method:
-    """A registered method: its fitting function, defaults and whether it estimates beta/sigma."""
+    """A registered method: how it fits, how figures show it, and what it reports.
+
+    Consumers (the summaries, figures and the report) ask these fields and never test a
+    method's name or probe its table columns.
+
+    Parameters
+    ----------
+    name : str
+        Key in ``config['methods']`` and the ``method`` column of every table.
+    fit : callable
+        ``fit(y, n, options) -> MethodFit`` for counts of shape (R, G).
+    label : str
+        Legend label; ``{option}`` fields are filled from the resolved options (``"AGQ-{nagq}"``).
+    color, marker : str
+        Matplotlib colour and marker of the method in every figure.
+    filled : bool
+        Filled markers (else open, so a method drawn over another stays visible).
+    order : int
+        Position in legends and panel rows (ascending; ties by name).
+    estimates_hyperparameters : bool
+        ``beta_hat`` and ``sigma_hat`` estimate the GLMM's beta and sigma: their bias, EmpSE and
+        RMSE are summarised, and the hyperparameter figures show the method.
+    shrinks : bool
+        The group estimates pool information across groups: the method is compared with the
+        theory of shrinkage and with the raw proportion (``raw`` is the one that does not).
+    interval_estimands : tuple of str
+        Estimands with 95 % intervals in the tables: ``p`` means group columns ``p_lower`` and
+        ``p_upper``; ``beta`` or ``sigma`` mean replicate columns ``beta_lower``/``beta_upper``
+        (``sigma_lower``/``sigma_upper``). Each gets a ``coverage_95`` measure.
+    can_be_improper : bool
+        The replicate table has a boolean ``improper`` column, counted as a flag.
+    extra_hyperparameters : tuple of str
+        Replicate columns holding the method's own hyperparameter estimates (no true value in
+        the GLMM): their mean and EmpSE are summarised under estimand = the column name.
+    default_options : mapping
+        Options the method takes, with their defaults (``config['method_options'][name]``).
+    description : str
+        One line for the README and ``--help``-style listings.
+    """
 
     name: str
     fit: Callable[[np.ndarray, np.ndarray, Mapping[str, Any]], MethodFit]
-    estimates_hyperparameters: bool
-    default_options: Mapping[str, Any]
-    description: str
+    label: str
+    color: str
+    order: int
+    marker: str = "o"
+    filled: bool = True
+    estimates_hyperparameters: bool = True
+    shrinks: bool = True
+    interval_estimands: tuple[str, ...] = ()
+    can_be_improper: bool = False
+    extra_hyperparameters: tuple[str, ...] = ()
+    default_options: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self):
+        unknown = set(self.interval_estimands) - set(INTERVAL_ESTIMANDS)
+        if unknown:
+            raise ValueError(f"method {self.name!r}: interval_estimands {sorted(unknown)} not in "
+                             f"{list(INTERVAL_ESTIMANDS)}")
+
+    @property
+    def gives_intervals(self) -> bool:
+        return bool(self.interval_estimands)
 
     def options(self, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
         return {**self.default_options, **(overrides or {})}
 
+    def label_for(self, options: Mapping[str, Any] | None = None) -> str:
+        """The legend label with this run's options filled in (defaults where not given)."""
+        return self.label.format(**self.options(options))
 
-METHODS: dict[str, Method] = {}
+
+# Where each interval estimand's bounds live: the group table (p) or the replicate table.
+INTERVAL_ESTIMANDS = {"p": "groups", "beta": "replicates", "sigma": "replicates"}
 
 
-def register_method(name, *, estimates_hyperparameters=True, default_options=None, description=""):
-    """Decorator adding ``fit(y, n, options) -> MethodFit`` to :data:`METHODS` under ``name``."""
+class MethodRegistry(Mapping[str, Method]):
+    """Methods by name. :data:`METHODS` is the study's; tests build their own with
+    :meth:`with_methods` and pass it in, leaving the study's untouched."""
 
-    def decorate(fit):
-        METHODS[name] = Method(
-            name, fit, estimates_hyperparameters, dict(default_options or {}), description
-        )
-        return fit
+    def __init__(self, methods=()):
+        self._methods: dict[str, Method] = {}
+        for method in methods:
+            self.add(method)
 
-    return decorate
+    def add(self, method: Method) -> Method:
+        if method.name in self._methods:
+            raise ValueError(f"method {method.name!r} is already registered")
+        self._methods[method.name] = method
+        return method
+
+    def register(self, name: str, **spec):
+        """Decorator adding ``fit(y, n, options) -> MethodFit`` as ``Method(name=name, **spec)``."""
+
+        def decorate(fit):
+            self.add(Method(name=name, fit=fit, **spec))
+            return fit
+
+        return decorate
+
+    def with_methods(self, *methods: Method) -> "MethodRegistry":
+        """A new registry: these methods plus every registered one."""
+        return MethodRegistry([*self._methods.values(), *methods])
+
+    def __getitem__(self, name: str) -> Method:
+        try:
+            return self._methods[name]
+        except KeyError:
+            raise KeyError(f"method {name!r} is not registered (registered: "
+                           f"{sorted(self._methods)})") from None
+
+    def __iter__(self):
+        return iter(self._methods)
+
+    def __len__(self) -> int:
+        return len(self._methods)
+
+    def ordered(self, names) -> list[str]:
+        """``names`` in figure order (``Method.order``, then name), duplicates dropped."""
+        return sorted(dict.fromkeys(names), key=lambda name: (self[name].order, name))
+
+    def label(self, name: str, options: Mapping[str, Mapping] | None = None) -> str:
+        """Label of method ``name``; ``options`` maps method names to their options."""
+        return self[name].label_for((options or {}).get(name))
+
+    def having(self, names, capability: str) -> list[str]:
+        """The methods among ``names`` with a true ``capability``, in figure order."""
+        return [name for name in self.ordered(names) if getattr(self[name], capability)]
+
+
+METHODS = MethodRegistry()
+register_method = METHODS.register
 
 
 def _from_glmm_fit(fit) -> MethodFit:
@@ -75,7 +190,10 @@ def _from_glmm_fit(fit) -> MethodFit:
     )
 
 
-@register_method("raw", estimates_hyperparameters=False, description="observed proportion y/n")
+@register_method(
+    "raw", label="raw y/n", color="0.45", order=0, estimates_hyperparameters=False,
+    shrinks=False, description="observed proportion y/n",
+)
 def _fit_raw(y, n, options) -> MethodFit:
     n_replicates = y.shape[0]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -93,7 +211,10 @@ def _fit_raw(y, n, options) -> MethodFit:
     )
 
 
-@register_method("laplace", description="fit_glmm, Laplace approximation (nAGQ = 1)")
+@register_method(
+    "laplace", label="Laplace", color="C0", order=10,
+    description="fit_glmm, Laplace approximation (nAGQ = 1)",
+)
 def _fit_laplace(y, n, options) -> MethodFit:
     from glmmshrink import fit_glmm
 
@@ -102,6 +223,10 @@ def _fit_laplace(y, n, options) -> MethodFit:
 
 @register_method(
     "agq",
+    label="AGQ-{nagq}",
+    color="C1",
+    order=20,
+    marker="D",
     default_options={"nagq": 25},
     description="fit_glmm, adaptive Gauss-Hermite quadrature (nAGQ from options, default 25)",
 )
@@ -118,6 +243,12 @@ def _prior(value):
 
 @register_method(
     "bayes",
+    label="Bayes (posterior mean)",
+    color="C2",
+    order=30,
+    filled=False,
+    interval_estimands=("p",),
+    can_be_improper=True,
     default_options={"beta_prior": "flat", "sigma_prior": ["uniform", 100.0]},
     description="posterior means by exact quadrature (posterior_glmm); flat beta and "
     "Uniform(0, 100) sigma priors by default",
@@ -196,13 +327,12 @@ def stack_fits(fits) -> MethodFit:
     )
 
 
-def fit_safely(method_name: str, options, y, n) -> tuple[MethodFit, list[str]]:
+def fit_safely(method: Method, options, y, n) -> tuple[MethodFit, list[str]]:
     """Fit counts (R, G) with a registered method, never raising.
 
     If the batch raises, each replicate is refitted alone; a replicate that still raises gets NaN
     estimates, all flags False, and the exception text as its error (others get "").
     """
-    method = METHODS[method_name]
     try:
         return method.fit(y, n, options), [""] * y.shape[0]
     except Exception:  # noqa: BLE001 -- a failing replicate is data, not a crash
@@ -218,6 +348,12 @@ def fit_safely(method_name: str, options, y, n) -> tuple[MethodFit, list[str]]:
     return stack_fits(fits), errors
 
 
-def fit_batch(y, n, method_options: Mapping[str, Mapping[str, Any]]):
-    """Every method on one batch: {method: (MethodFit, errors)}. One joblib task."""
-    return {name: fit_safely(name, options, y, n) for name, options in method_options.items()}
+def fit_batch(y, n, method_options: Mapping[str, Mapping[str, Any]], registry=None):
+    """Every method of ``method_options`` on one batch: {method: (MethodFit, errors)}.
+
+    One joblib task; ``registry`` (default :data:`METHODS`) supplies the fit functions.
+    """
+    registry = METHODS if registry is None else registry
+    return {
+        name: fit_safely(registry[name], options, y, n) for name, options in method_options.items()
+    }

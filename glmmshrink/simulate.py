@@ -1,7 +1,9 @@
 """The data-generating mechanism: binomial counts from a random-intercept logistic model.
 
 Group i of I has n_i trials and y_i ~ Binomial(n_i, p_i) with logit(p_i) = logit(p0) + sd * z_i,
-z_i ~ N(0, 1); n_i = J in a balanced cell, n_i ~ uniform on {min, ..., max} otherwise.
+z_i drawn from the cell's ``re_dist`` standardized to mean 0 and SD 1 (N(0, 1) by default; see
+:mod:`glmmshrink.random_effects`); n_i = J in a balanced cell, n_i ~ uniform on {min, ..., max}
+otherwise.
 
 Each replicate draws from its own ``numpy.random.Generator`` seeded by
 ``SeedSequence(entropy=seed, spawn_key=(cell.key, replicate))``, so a replicate's data depend on
@@ -17,6 +19,7 @@ import numpy as np
 from scipy.special import expit
 
 from glmmshrink.config import Cell
+from glmmshrink.random_effects import standardized_draws
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ def simulate_replicate(cell: Cell, rng: np.random.Generator):
         n = np.full(cell.n_groups, cell.n_trials_min, dtype=np.int64)
     else:
         n = rng.integers(cell.n_trials_min, cell.n_trials_max, size=cell.n_groups, endpoint=True)
-    z = rng.standard_normal(cell.n_groups)
+    z = standardized_draws(cell.re_dist, rng, cell.n_groups)
     p_true = expit(cell.beta_true + cell.re_sd * z)
     y = rng.binomial(n, p_true)
     return n.astype(np.int64), y.astype(np.int64), p_true

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from glmmshrink.config import Cell
-from glmmshrink.methods import METHODS, fit_batch, stack_fits
+from glmmshrink.methods import METHODS, MethodRegistry, fit_batch, stack_fits
 from glmmshrink.simulate import SimulatedData, simulate_replicates
 
 REPLICATE_COLUMNS = [
@@ -32,19 +32,21 @@ GROUP_COLUMNS = [
 ]
 
 
-def _run_batches(data: SimulatedData, options, n_jobs, batch_size):
+def _run_batches(data: SimulatedData, options, n_jobs, batch_size, registry):
     bounds = list(range(0, len(data.replicate), batch_size)) + [len(data.replicate)]
     batches = list(zip(bounds[:-1], bounds[1:]))
     if n_jobs == 1:
         # In-process: no worker start-up, which dominates small jobs.
-        results = (fit_batch(data.y[lo:hi], data.n[lo:hi], options) for lo, hi in batches)
+        results = (fit_batch(data.y[lo:hi], data.n[lo:hi], options, registry)
+                   for lo, hi in batches)
         return batches, results
     from joblib import Parallel, delayed, parallel_config
 
     # One BLAS thread per worker: the parallelism comes from the processes.
     with parallel_config(backend="loky", inner_max_num_threads=1):
         results = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(fit_batch)(data.y[lo:hi], data.n[lo:hi], options) for lo, hi in batches
+            delayed(fit_batch)(data.y[lo:hi], data.n[lo:hi], options, registry)
+            for lo, hi in batches
         )
     return batches, results
 
@@ -59,8 +61,11 @@ def fit_chunk(
     n_jobs: int = 1,
     batch_size: int = 100,
     progress: Callable[[int, int], None] | None = None,
+    registry: MethodRegistry | None = None,
 ) -> tuple[pa.Table, pa.Table]:
     """Simulate replicates ``start .. stop - 1`` of ``cell``, fit every method, return tables.
+
+    ``methods`` are names in ``registry`` (default :data:`glmmshrink.methods.METHODS`).
 
     Returns
     -------
@@ -69,14 +74,15 @@ def fit_chunk(
     groups : pyarrow.Table
         One row per method x replicate x group (``GROUP_COLUMNS`` plus method extras).
     """
-    unknown = [name for name in methods if name not in METHODS]
+    registry = METHODS if registry is None else registry
+    unknown = [name for name in methods if name not in registry]
     if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; registered: {sorted(METHODS)}")
+        raise ValueError(f"unknown method(s) {unknown}; registered: {sorted(registry)}")
     if n_jobs < 1 or batch_size < 1:
         raise ValueError(f"n_jobs and batch_size must be >= 1, got {n_jobs} and {batch_size}")
-    options = {name: METHODS[name].options((method_options or {}).get(name)) for name in methods}
+    options = {name: registry[name].options((method_options or {}).get(name)) for name in methods}
     data = simulate_replicates(cell, seed, start, stop)
-    batches, batch_results = _run_batches(data, options, n_jobs, batch_size)
+    batches, batch_results = _run_batches(data, options, n_jobs, batch_size, registry)
     parts = {name: [] for name in methods}
     done = 0
     for (lo, hi), result in zip(batches, batch_results):

@@ -4,10 +4,14 @@ Tables (see the README for every column):
 
 - ``cells``: one row per cell with its parameters and true beta and sigma;
 - ``performance``: long table of measures (bias, EmpSE, RMSE of beta-hat and sigma-hat; RMSE of
-  group estimates and its ratio to raw; shrinkage slope; coverage of credible intervals for
-  methods that give them), each with MCSE and replicates used;
+  group estimates and its ratio to raw; shrinkage slope; coverage of the intervals of methods
+  that give them; mean and EmpSE of a method's own hyperparameters), each with MCSE and
+  replicates used;
 - ``fit_flags``: counts and rates of non-convergence, singular fits, separation, fit errors (and
-  improper posteriors for methods that report them);
+  improper posteriors for methods that can be improper);
+
+What is measured for a method follows its registry entry (:class:`glmmshrink.methods.Method`),
+never its name or the columns present.
 - ``shrinkage_curve``: mean estimate and mean true p per observed proportion (or bin of it);
 - ``theory``: observed shrinkage slope and RMSE ratio next to the values :mod:`glmmshrink.theory`
   predicts at the cell's true (beta, sigma).
@@ -20,7 +24,7 @@ import pandas as pd
 
 from glmmshrink import measures, theory
 from glmmshrink.config import Cell
-from glmmshrink.methods import METHODS
+from glmmshrink.methods import INTERVAL_ESTIMANDS, METHODS, MethodRegistry
 
 FLAGS = {
     "nonconverged": lambda table: ~table["converged"],
@@ -58,18 +62,48 @@ def _group_matrix(groups: pd.DataFrame, column: str, n_groups: int) -> np.ndarra
     return groups[column].to_numpy(np.float64).reshape(-1, n_groups)
 
 
-def performance_rows(cell: Cell, replicates: pd.DataFrame, groups: pd.DataFrame) -> list[dict]:
+def _hyperparameter_rows(method, table: pd.DataFrame, truths: dict) -> list[dict]:
     rows = []
+    for estimand, truth in truths.items():
+        estimates = table[f"{estimand}_hat"].to_numpy(np.float64)
+        rows.append(_measure_row(method, estimand, "bias", measures.bias(estimates, truth)))
+        rows.append(_measure_row(method, estimand, "empse", measures.empirical_se(estimates)))
+        rows.append(_measure_row(method, estimand, "rmse", measures.rmse(estimates, truth)))
+    return rows
+
+
+def _interval_rows(method, spec, replicates, groups, cell: Cell, truths: dict) -> list[dict]:
+    """``coverage_95`` of each estimand the method gives intervals for (``Method.interval_estimands``)."""
+    rows = []
+    for estimand in spec.interval_estimands:
+        if INTERVAL_ESTIMANDS[estimand] == "groups":
+            lower, upper, truth = (_group_matrix(groups, column, cell.n_groups)
+                                   for column in ("p_lower", "p_upper", "p_true"))
+        else:
+            lower, upper = (replicates[f"{estimand}_{side}"].to_numpy(np.float64)[:, None]
+                            for side in ("lower", "upper"))
+            truth = np.full(lower.shape, truths[estimand])
+        rows.append(_measure_row(method, estimand, "coverage_95",
+                                 measures.interval_coverage(lower, upper, truth)))
+    return rows
+
+
+def performance_rows(cell: Cell, replicates: pd.DataFrame, groups: pd.DataFrame,
+                     registry: MethodRegistry = METHODS) -> list[dict]:
+    """Measures of every method in the tables; what is measured follows the method's
+    registry entry (:class:`glmmshrink.methods.Method`)."""
+    rows = []
+    truths = {"beta": cell.beta_true, "sigma": cell.re_sd}
     by_method = {name: table for name, table in groups.groupby("method", sort=False)}
     raw_mse = _raw_mse(groups, cell)
     for method, table in replicates.groupby("method", sort=False):
-        spec = METHODS.get(method)
-        if spec is None or spec.estimates_hyperparameters:
-            for estimand, truth in (("beta", cell.beta_true), ("sigma", cell.re_sd)):
-                estimates = table[f"{estimand}_hat"].to_numpy(np.float64)
-                rows.append(_measure_row(method, estimand, "bias", measures.bias(estimates, truth)))
-                rows.append(_measure_row(method, estimand, "empse", measures.empirical_se(estimates)))
-                rows.append(_measure_row(method, estimand, "rmse", measures.rmse(estimates, truth)))
+        spec = registry[method]
+        if spec.estimates_hyperparameters:
+            rows += _hyperparameter_rows(method, table, truths)
+        for column in spec.extra_hyperparameters:
+            estimates = table[column].to_numpy(np.float64)
+            rows.append(_measure_row(method, column, "mean", measures.mean_with_mcse(estimates)))
+            rows.append(_measure_row(method, column, "empse", measures.empirical_se(estimates)))
         group_table = by_method[method]
         p_hat = _group_matrix(group_table, "p_hat", cell.n_groups)
         p_true = _group_matrix(group_table, "p_true", cell.n_groups)
@@ -79,11 +113,7 @@ def performance_rows(cell: Cell, replicates: pd.DataFrame, groups: pd.DataFrame)
         rows.append(_measure_row(method, "p", "rmse_ratio_vs_raw", measures.rmse_ratio(method_mse, raw_mse)))
         slopes = measures.replicate_slopes(p_hat, p_raw)
         rows.append(_measure_row(method, "p", "shrinkage_slope", measures.mean_with_mcse(slopes)))
-        if "p_upper" in group_table.columns and group_table["p_upper"].notna().any():
-            lower = _group_matrix(group_table, "p_lower", cell.n_groups)
-            upper = _group_matrix(group_table, "p_upper", cell.n_groups)
-            rows.append(_measure_row(method, "p", "coverage_95",
-                                     measures.interval_coverage(lower, upper, p_true)))
+        rows += _interval_rows(method, spec, table, group_table, cell, truths)
     return rows
 
 
@@ -95,17 +125,17 @@ def _raw_mse(groups: pd.DataFrame, cell: Cell) -> np.ndarray:
     )
 
 
-def _reported_flags(table: pd.DataFrame) -> dict:
-    """FLAGS, plus ``improper`` for a method whose rows report it (``bayes``)."""
-    if "improper" in table.columns and table["improper"].notna().any():
+def _flags_of(spec) -> dict:
+    """FLAGS, plus ``improper`` for a method that can be improper (``Method.can_be_improper``)."""
+    if spec.can_be_improper:
         return {**FLAGS, "improper": lambda rows: rows["improper"].fillna(False).astype(bool)}
     return FLAGS
 
 
-def flag_rows(replicates: pd.DataFrame) -> list[dict]:
+def flag_rows(replicates: pd.DataFrame, registry: MethodRegistry = METHODS) -> list[dict]:
     rows = []
     for method, table in replicates.groupby("method", sort=False):
-        for flag, select in _reported_flags(table).items():
+        for flag, select in _flags_of(registry[method]).items():
             events = select(table).to_numpy(bool)
             rate = measures.proportion(events)
             rows.append({
@@ -199,14 +229,17 @@ def predicted_shrinkage(cell: Cell) -> dict:
     }
 
 
-def theory_rows(cell: Cell, performance: pd.DataFrame) -> pd.DataFrame:
-    """Observed shrinkage slope and RMSE ratio of each pooling method beside the theory's."""
+def theory_rows(cell: Cell, performance: pd.DataFrame,
+                registry: MethodRegistry = METHODS) -> pd.DataFrame:
+    """Observed shrinkage slope and RMSE ratio of each method that shrinks (``Method.shrinks``)
+    beside the theory's. The theory is the normal random-effects model's, whatever the cell's
+    ``re_dist``."""
     predicted = predicted_shrinkage(cell)
     observed = performance[performance["estimand"] == "p"].set_index(["method", "measure"])
     rows = []
     for method in dict.fromkeys(performance["method"]):
-        if method in METHODS and not METHODS[method].estimates_hyperparameters:
-            continue  # raw does not shrink; its slope is 1 by construction
+        if not registry[method].shrinks:
+            continue  # e.g. raw: its slope is 1 by construction
         slope = observed.loc[(method, "shrinkage_slope")]
         ratio = observed.loc[(method, "rmse_ratio_vs_raw")]
         rows.append({
@@ -232,10 +265,12 @@ THEORY_COLUMNS = [
 ]
 
 
-def summarise_cell(cell: Cell, replicates: pd.DataFrame, groups: pd.DataFrame, n_bins: int = 10):
+def summarise_cell(cell: Cell, replicates: pd.DataFrame, groups: pd.DataFrame, n_bins: int = 10,
+                   registry: MethodRegistry = METHODS):
     """All summary tables of one cell, each keyed by ``cell`` plus the cell's parameters.
 
-    ``replicates`` and ``groups`` are the concatenated chunk tables of the cell.
+    ``replicates`` and ``groups`` are the concatenated chunk tables of the cell; ``registry``
+    holds the entries of the methods in them.
     """
     replicates = replicates.sort_values(["method", "replicate"], kind="stable")
     groups = groups.sort_values(["method", "replicate", "group"], kind="stable")
@@ -248,13 +283,13 @@ def summarise_cell(cell: Cell, replicates: pd.DataFrame, groups: pd.DataFrame, n
             axis=1,
         )
 
-    performance = pd.DataFrame(performance_rows(cell, replicates, groups))
+    performance = pd.DataFrame(performance_rows(cell, replicates, groups, registry))
     return {
         "cells": pd.DataFrame([cell_row(cell, n_replicates)]),
         "performance": keyed(performance),
-        "fit_flags": keyed(pd.DataFrame(flag_rows(replicates))),
+        "fit_flags": keyed(pd.DataFrame(flag_rows(replicates, registry))),
         "shrinkage_curve": keyed(shrinkage_curve(cell, groups, n_bins)),
-        "theory": keyed(theory_rows(cell, performance)),
+        "theory": keyed(theory_rows(cell, performance, registry)),
     }
 
 

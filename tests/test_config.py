@@ -59,13 +59,14 @@ def test_bayes_prior_options_reach_posterior_glmm():
 
 def test_small_config_is_small():
     study = check(load("tests/config_small.yaml"))
-    assert len(study.cells) == 4
-    assert study.replicates * len(study.cells) <= 200
+    assert len(study.cells) == 6
+    assert study.replicates * len(study.cells) <= 240
 
 
 def test_cell_key_depends_on_values_not_spelling_or_position():
-    assert Cell(30, 10, 10, 1, 0.7).key == Cell(30, 10, 10, 1.0, 0.7).key
-    assert Cell(30, 10, 10, 1.0, 0.7).key != Cell(30, 10, 10, 1.0, 0.5).key
+    design = dict(n_groups=30, n_trials_min=10, n_trials_max=10)
+    assert Cell(**design, re_sd=1, p0=0.7).key == Cell(**design, re_sd=1.0, p0=0.7).key
+    assert Cell(**design, re_sd=1.0, p0=0.7).key != Cell(**design, re_sd=1.0, p0=0.5).key
     grid = load("config.yaml")["grid"]
     forward = {cell.name: cell.key for cell in expand_grid(grid)}
     backward = {cell.name: cell.key for cell in expand_grid(list(reversed(grid)))}

@@ -11,15 +11,16 @@ from glmmshrink.config import Cell
 from glmmshrink.study import fit_chunk
 from glmmshrink.summary import combine, summarise_cell
 
-QUESTION = Cell(10, 8, 8, 1.0, 0.7)
-OTHER = Cell(10, 20, 20, 1.0, 0.7)
+QUESTION = Cell(n_groups=10, n_trials_min=8, n_trials_max=8, re_sd=1.0, p0=0.7)
+OTHER = Cell(n_groups=10, n_trials_min=20, n_trials_max=20, re_sd=1.0, p0=0.7)
 METHODS = ["raw", "laplace", "bayes"]
 
 
 @pytest.fixture(scope="module")
 def study():
     per_cell, groups = [], []
-    for cell in (QUESTION, OTHER, Cell(10, 2, 20, 1.0, 0.7)):
+    unbalanced = Cell(n_groups=10, n_trials_min=2, n_trials_max=20, re_sd=1.0, p0=0.7)
+    for cell in (QUESTION, OTHER, unbalanced):
         replicates, group_table = fit_chunk(cell, 11, 0, 12, METHODS)
         groups.append(group_table.to_pandas())
         per_cell.append(summarise_cell(cell, replicates.to_pandas(), groups[-1], 4))
@@ -64,7 +65,7 @@ def test_seed_question_is_the_first_replicate_on_the_unit_square(study):
 
 def test_seed_answer_pools_replicates_and_marks_missing_cells(study):
     _, groups = study
-    absent = Cell(10, 50, 50, 1.0, 0.7)
+    absent = Cell(n_groups=10, n_trials_min=50, n_trials_max=50, re_sd=1.0, p0=0.7)
     figure = figures_seed.seed_answer(groups, [QUESTION, absent, OTHER], pooled=3)
     assert len(figure.axes) == 3
     assert f"cell {absent.name}" in texts(figure)
@@ -75,7 +76,8 @@ def test_seed_answer_pools_replicates_and_marks_missing_cells(study):
 
 def test_seed_figures_say_which_method_is_missing(study):
     _, groups = study
-    figure = figures_seed.seed_answer(groups[groups["method"] != "bayes"], [QUESTION], pooled=2)
+    figure = figures_seed.seed_answer(groups[groups["method"] != "bayes"], [QUESTION], pooled=2,
+                                      methods=["laplace", "bayes"])
     assert "bayes" in texts(figure) and "not in the config" in texts(figure)
     plt.close(figure)
     figure = figures_seed.seed_question(None, QUESTION)
@@ -94,7 +96,8 @@ def test_shrinkage_methods_and_why_shrink_draw_every_method_present(study):
     labels = {text.get_text() for text in figure.legends[0].get_texts()}
     assert "Laplace (unbalanced)" in labels and "raw y/n" in labels
     plt.close(figure)
-    missing = figures_seed.shrinkage_methods(tables["shrinkage_curve"], Cell(3, 3, 3, 1.0, 0.5))
+    absent = Cell(n_groups=3, n_trials_min=3, n_trials_max=3, re_sd=1.0, p0=0.5)
+    missing = figures_seed.shrinkage_methods(tables["shrinkage_curve"], absent)
     assert "not in the config's grid" in texts(missing)
     plt.close(missing)
 
@@ -109,3 +112,27 @@ def test_downscale_png_respects_the_size_limits(tmp_path):
     assert size == (tmp_path / "small.png").stat().st_size <= 60_000
     with Image.open(tmp_path / "small.png") as small:
         assert small.width <= 800
+
+
+def test_theory_is_labelled_the_normal_models_where_a_non_normal_cell_is_shown():
+    per_cell = []
+    for re_dist in ("normal", "t3"):
+        cell = Cell(n_groups=10, n_trials_min=8, n_trials_max=8, re_sd=1.0, p0=0.7, re_dist=re_dist)
+        replicates, groups = fit_chunk(cell, 11, 0, 6, ["raw", "laplace"])
+        per_cell.append(summarise_cell(cell, replicates.to_pandas(), groups.to_pandas(), 4))
+    tables = combine(per_cell)
+    normal_only = tables["shrinkage_curve"].query("re_dist == 'normal'")
+    plain = figures.shrinkage_curves(normal_only)
+    assert lines_labelled(plain, figures.THEORY_STYLES["exact"]["label"])
+    plt.close(plain)
+    mixed = figures.shrinkage_curves(tables["shrinkage_curve"])
+    labels = {line.get_label() for axis in mixed.axes for line in axis.get_lines()}
+    assert "theory (normal model) (a): exact mode map" in labels
+    assert figures.THEORY_STYLES["exact"]["label"] not in labels
+    assert any("re_dist=t3" in label for label in labels)  # the cells are told apart
+    plt.close(mixed)
+    misspecified = figures.misspecification(tables["performance"], tables["theory"])
+    legend = {text.get_text() for text in misspecified.legends[0].get_texts()}
+    assert "theory (normal model) (c)" in legend and "Laplace" in legend
+    assert [tick.get_text() for tick in misspecified.axes[0].get_xticklabels()] == ["normal", "t3"]
+    plt.close(misspecified)

@@ -9,7 +9,8 @@ import pytest
 from matplotlib.collections import LineCollection
 
 from glmmshrink import figures
-from glmmshrink.figures_uncertainty import DEFAULT_STYLE, coverage_zip, nested_loop
+from glmmshrink.figures_uncertainty import coverage_zip, nested_loop
+from glmmshrink.methods import METHODS, Method
 
 SEED_CELL, SMALL_SD_CELL = "I30_J10_sd1_p0.7", "I30_J10_sd0.25_p0.5"
 
@@ -36,9 +37,9 @@ def beta_intervals(replicates=200):
 def grid():
     """Cells sd in {0, 1} x J in {5, 10}, plus one unbalanced cell; p0 = 0.5, I = 30."""
     rows = [{"cell": f"I30_J{j}_sd{sd:g}_p0.5", "n_groups": 30, "n_trials_min": j, "n_trials_max": j,
-             "re_sd": sd, "p0": 0.5} for sd, j in itertools.product((1.0, 0.0), (10, 5))]
+             "re_sd": sd, "p0": 0.5, "re_dist": "normal"} for sd, j in itertools.product((1.0, 0.0), (10, 5))]
     rows.append({"cell": "I30_J2-50_sd1_p0.5", "n_groups": 30, "n_trials_min": 2, "n_trials_max": 50,
-                 "re_sd": 1.0, "p0": 0.5})
+                 "re_sd": 1.0, "p0": 0.5, "re_dist": "normal"})
     return pd.DataFrame(rows)
 
 
@@ -64,7 +65,7 @@ def test_zip_plot_has_a_panel_per_cell_and_method_with_every_interval(tmp_path):
     table = beta_intervals()
     figure = coverage_zip(table, [SEED_CELL, SMALL_SD_CELL])
     axes = np.array(figure.axes).reshape(2, 2)
-    assert [axis.get_title() for axis in axes[0]] == [DEFAULT_STYLE["laplace"][0], DEFAULT_STYLE["bayes"][0]]
+    assert [axis.get_title() for axis in axes[0]] == [METHODS.label("laplace"), METHODS.label("bayes")]
     assert all("fractional centile of |z|" in axis.get_ylabel() for axis in axes[:, 0])
     assert "I=30, J=10, sd=1, p0=0.7" in axes[0, 0].get_ylabel()
     assert all(axis.get_xlabel() == "95 % interval for beta" for axis in axes[1])
@@ -100,27 +101,41 @@ def test_nested_loop_orders_cells_by_the_loops_and_draws_one_line_per_method(tmp
     lines = {line.get_label(): line for line in coverage_axis.get_lines()}
     expected = table[(table["method"] == "laplace") & (table["measure"] == "coverage_95")].set_index("cell")
     np.testing.assert_allclose(lines["Laplace"].get_ydata(), expected.loc[order, "value"])
-    assert {"raw y/n (Wilson)", "Laplace", "Bayes", "nominal 95 %"} <= set(lines)
+    raw, bayes = METHODS.label("raw"), METHODS.label("bayes")
+    assert {raw, "Laplace", bayes, "nominal 95 %"} <= set(lines)
     ratio_labels = {line.get_label() for line in ratio_axis.get_lines()}
-    assert "raw y/n (Wilson)" not in ratio_axis.get_legend_handles_labels()[1]
-    assert {"Laplace", "Bayes", "RMSE ratio 1 (raw)"} <= ratio_labels
+    assert raw not in ratio_axis.get_legend_handles_labels()[1]
+    assert {"Laplace", bayes, "RMSE ratio 1 (raw y/n)"} <= ratio_labels
     tick_labels = [label.get_text() for label in loop_axis.get_yticklabels()]
     assert tick_labels[-1] == "sd" and tick_labels[0].startswith("J")  # sd is the outer loop, on top
-    assert "p0=0.5, I=30 in every cell" in loop_axis.get_xlabel()
-    assert legend_labels(figure) == ["raw y/n (Wilson)", "Laplace", "Bayes", "nominal 95 %",
-                                     "RMSE ratio 1 (raw)"]
+    assert "I=30, p0=0.5, re_dist=normal in every cell" in loop_axis.get_xlabel()
+    assert legend_labels(figure) == [raw, "Laplace", bayes, "nominal 95 %", "RMSE ratio 1 (raw y/n)"]
     figures.save(figure, tmp_path / "nested_loop.png", tmp_path / "nested_loop.pdf")
     assert (tmp_path / "nested_loop.png").stat().st_size > 10_000
 
 
-def test_nested_loop_takes_labels_and_colours_from_the_style_mapping():
+def test_nested_loop_takes_order_labels_and_colours_from_the_method_registry():
     cells = grid()
-    style = {"bayes": ("exact Bayes", "purple"), "laplace": ("lme4 Laplace", "red"), "raw": ("y/n", "k")}
-    figure = nested_loop(performance(cells), cells, style=style)
+    table = performance(cells)
+    mine = Method(name="mine", fit=lambda y, n, options: None, label="My method", color="purple",
+                  order=-1)
+    table = pd.concat([table, table[table["method"] == "bayes"].assign(method="mine")])
+    figure = nested_loop(table, cells, registry=METHODS.with_methods(mine))
     labels = legend_labels(figure)
-    assert labels[:3] == ["exact Bayes", "lme4 Laplace", "y/n"]  # the mapping's order
+    assert labels[:2] == ["My method", METHODS.label("raw")]  # registry order: -1 before raw's 0
     coverage_lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
-    assert coverage_lines["exact Bayes"].get_color() == "purple"
+    assert coverage_lines["My method"].get_color() == "purple"
+    plt.close(figure)
+
+
+def test_nested_loop_has_a_loop_for_the_random_effect_distribution():
+    cells = grid()
+    extra = cells.iloc[[2]].assign(cell="I30_J10_sd1_p0.5_t3", re_dist="t3")
+    cells = pd.concat([cells, extra], ignore_index=True)
+    figure = nested_loop(performance(cells), cells)
+    tick_labels = [label.get_text() for label in figure.axes[2].get_yticklabels()]
+    assert "re_dist" in tick_labels
+    assert "re_dist" not in figure.axes[2].get_xlabel()
     plt.close(figure)
 
 
@@ -138,7 +153,7 @@ def test_shrinkage_methods_draws_the_mean_true_p_at_each_observed_proportion_onc
     from glmmshrink.config import Cell
     from glmmshrink.figures_seed import shrinkage_methods
 
-    cell = Cell(30, 10, 10, 1.0, 0.7)
+    cell = Cell(n_groups=30, n_trials_min=10, n_trials_max=10, re_sd=1.0, p0=0.7)
     y = np.arange(11)
     curve = pd.concat([pd.DataFrame({
         "cell": cell.name, "method": method, "bin": y, "mean_proportion": y / 10,

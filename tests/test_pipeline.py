@@ -2,8 +2,9 @@
 
 Two runs are shared by the module: A (everything) with -j 2, chunks of 25 (uneven: 25 + 15)
 and two joblib workers per job; B (the summary tables) with -j 1, one chunk per cell
-(chunk_size=40 given as --config), one worker and the grid listed in reverse. Their tables
-must be identical. B is then extended by one cell to show only the new cell runs.
+(chunk_size=40 given as --config), one worker, the grid listed in reverse and without the
+re_dist block. Their tables must be identical cell for cell, so the re_dist block changed no
+existing cell. B is then extended by one cell to show only the new cell runs.
 """
 
 import re
@@ -16,28 +17,29 @@ import pandas as pd
 import pytest
 import yaml
 
+from glmmshrink.figure_registry import FIGURES as FIGURE_REGISTRY
+
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = "tests/config_small.yaml"
+CELL_COLUMNS = ["cell", "n_groups", "n_trials_min", "n_trials_max", "re_sd", "p0", "re_dist"]
 SUMMARY_COLUMNS = {
-    "cells": ["cell", "cell_key", "n_groups", "n_trials_min", "n_trials_max", "re_sd", "p0",
-              "balanced", "beta_true", "sigma_true", "replicates"],
-    "performance": ["cell", "n_groups", "n_trials_min", "n_trials_max", "re_sd", "p0", "method",
-                    "estimand", "measure", "value", "mcse", "n_used"],
-    "fit_flags": ["cell", "n_groups", "n_trials_min", "n_trials_max", "re_sd", "p0", "method",
-                  "flag", "count", "replicates", "rate", "rate_mcse"],
-    "shrinkage_curve": ["cell", "n_groups", "n_trials_min", "n_trials_max", "re_sd", "p0",
-                        "method", "bin", "proportion_low", "proportion_high", "mean_proportion",
-                        "count", "n_estimates", "mean_estimate", "mean_estimate_mcse",
-                        "mean_true_p", "mean_true_p_mcse"],
-    "theory": ["cell", "n_groups", "n_trials_min", "n_trials_max", "re_sd", "p0", "method",
-               "observed_slope", "observed_slope_mcse", "predicted_slope", "slope_difference",
-               "observed_rmse_ratio", "observed_rmse_ratio_mcse", "predicted_rmse_ratio",
-               "predicted_rmse_raw", "predicted_rmse_shrunk", "n_used"],
+    "cells": ["cell", "cell_key", *CELL_COLUMNS[1:], "balanced", "beta_true", "sigma_true",
+              "replicates"],
+    "performance": [*CELL_COLUMNS, "method", "estimand", "measure", "value", "mcse", "n_used"],
+    "fit_flags": [*CELL_COLUMNS, "method", "flag", "count", "replicates", "rate", "rate_mcse"],
+    "shrinkage_curve": [*CELL_COLUMNS, "method", "bin", "proportion_low", "proportion_high",
+                        "mean_proportion", "count", "n_estimates", "mean_estimate",
+                        "mean_estimate_mcse", "mean_true_p", "mean_true_p_mcse"],
+    "theory": [*CELL_COLUMNS, "method", "observed_slope", "observed_slope_mcse",
+               "predicted_slope", "slope_difference", "observed_rmse_ratio",
+               "observed_rmse_ratio_mcse", "predicted_rmse_ratio", "predicted_rmse_raw",
+               "predicted_rmse_shrunk", "n_used"],
 }
+# The small config's misspecification block (re_dist) adds two cells to its four normal ones.
+N_CELLS, N_NORMAL_CELLS = 6, 4
 ONE_CHUNK = ["--config", "chunk_size=40"]
-FIGURES = ["shrinkage_curves", "sigma_bias", "singular_rate", "rmse_ratio", "shrinkage_methods",
-           "why_shrink", "seed_question", "seed_answer"]
-DOCS_FIGURES = ["seed_question", "seed_answer", "shrinkage_methods", "why_shrink"]
+FIGURES = list(FIGURE_REGISTRY)
+DOCS_FIGURES = FIGURE_REGISTRY.docs()
 
 
 def snakemake_executable() -> str:
@@ -106,7 +108,7 @@ def run_a(tmp_path_factory):
 def run_b(tmp_path_factory):
     directory = workflow_copy(tmp_path_factory.mktemp("run") / "b")
     config = yaml.safe_load((ROOT / SMALL).read_text())
-    config["grid"] = list(reversed(config["grid"]))
+    config["grid"] = [block for block in reversed(config["grid"]) if "re_dist" not in block]
     (directory / "tests/config_b.yaml").write_text(yaml.safe_dump(config))
     # Only the tables: the figures are drawn by run A and, for B, by the grid-extension test.
     tables = [f"results/summary/{name}.parquet" for name in SUMMARY_COLUMNS]
@@ -120,7 +122,9 @@ def test_outputs_have_the_documented_schema_and_sensible_values(run_a):
     for name, columns in SUMMARY_COLUMNS.items():
         assert list(tables[name].columns) == columns, name
     cells = tables["cells"]
-    assert len(cells) == 4 and (cells["replicates"] == config["replicates"]).all()
+    assert len(cells) == N_CELLS and (cells["replicates"] == config["replicates"]).all()
+    assert sorted(cells.loc[cells["re_dist"] != "normal", "cell"]) == [
+        "I12_J20_sd1_p0.5_skewed", "I12_J20_sd1_p0.5_t3"]
 
     performance = tables["performance"].set_index(["cell", "method", "estimand", "measure"])
     slopes = performance.xs(("p", "shrinkage_slope"), level=("estimand", "measure"))["value"]
@@ -148,13 +152,16 @@ def test_outputs_have_the_documented_schema_and_sensible_values(run_a):
     for figure in FIGURES:
         for extension in ("png", "pdf"):
             assert (run_a / f"results/figures/{figure}.{extension}").stat().st_size > 1000
-    assert "seed cells not in the grid" not in (run_a / "results/logs/seed_figures.log").read_text()
+    # The small config's seed answer asks for J = 50, which its grid lacks: a placeholder panel.
+    log = (run_a / "results/logs/figures/seed_answer.log").read_text()
+    assert "wrote seed_answer" in log
+    assert "seed cells not in the grid, drawn as placeholders: ['I12_J50_sd1_p0.5']" in log
 
     replicates = cell_tables(run_a, "replicates")
-    assert len(replicates) == 4 * config["replicates"] * len(config["methods"])
+    assert len(replicates) == N_CELLS * config["replicates"] * len(config["methods"])
     logs = sorted((run_a / "results/logs/fit").glob("*/*.log"))
     assert [log.stem for log in logs[:2]] == ["0-25", "25-40"]
-    assert len(logs) == 4 * 2
+    assert len(logs) == N_CELLS * 2
     for log in logs:
         start, stop = map(int, log.stem.split("-"))
         assert f"{stop - start}/{stop - start} replicates done" in log.read_text()
@@ -165,7 +172,7 @@ def test_bayes_has_its_measures_and_theory_is_compared_per_cell(run_a):
     tables = summary(run_a)
     performance = tables["performance"]
     coverage = performance[performance["measure"] == "coverage_95"]
-    assert set(coverage["method"]) == {"bayes"} and len(coverage) == 4
+    assert set(coverage["method"]) == {"bayes"} and len(coverage) == N_CELLS
     # Nominal 95 % intervals: within 4 MCSEs of 0.95 is a loose check that the columns line up.
     assert ((coverage["value"] - 0.95).abs() < 4 * coverage["mcse"] + 0.02).all()
     expected_mcse = (coverage["value"] * (1 - coverage["value"]) / coverage["n_used"]) ** 0.5
@@ -175,7 +182,7 @@ def test_bayes_has_its_measures_and_theory_is_compared_per_cell(run_a):
 
     comparison = tables["theory"]
     assert set(comparison["method"]) == {"laplace", "agq", "bayes"}
-    assert len(comparison) == 4 * 3
+    assert len(comparison) == N_CELLS * 3
     assert comparison["predicted_slope"].between(0, 1).all()
     assert (comparison["slope_difference"]
             == comparison["observed_slope"] - comparison["predicted_slope"]).all()
@@ -190,20 +197,32 @@ def test_docs_rule_writes_small_copies_of_the_seed_figures(run_a):
         assert 1000 < size <= 150_000
 
 
-def test_report_has_every_figure(run_a):
+def test_report_has_every_figure_with_its_caption_and_category(run_a):
     snakemake(run_a, "--configfile", SMALL, "--report", "results/report.html")
     report = (run_a / "results/report.html").read_text(errors="replace")
-    for figure in FIGURES:
-        assert f"{figure}.png" in report
+    for name, figure in FIGURE_REGISTRY.items():
+        assert f"{name}.png" in report
+        assert figure.category in report
+        # The caption's first words, as docutils renders them (HTML-escaped, one line).
+        caption = (ROOT / "workflow/report" / figure.caption).read_text()
+        assert " ".join(caption.split()[:4]) in " ".join(report.split()), name
 
 
-def test_tables_are_identical_across_jobs_chunks_workers_and_grid_order(run_a, run_b):
+def test_tables_are_identical_across_jobs_chunks_workers_grid_order_and_added_axes(run_a, run_b):
     tables_a, tables_b = summary(run_a), summary(run_b)
+    b_cells = set(tables_b["cells"]["cell"])
+    assert len(b_cells) == N_NORMAL_CELLS and b_cells < set(tables_a["cells"]["cell"])
+
+    def of_b_cells(table):
+        return table[table["cell"].isin(b_cells)].reset_index(drop=True)
+
     for name in SUMMARY_COLUMNS:
-        pd.testing.assert_frame_equal(tables_a[name], tables_b[name], check_exact=True, obj=name)
+        pd.testing.assert_frame_equal(of_b_cells(tables_a[name]), tables_b[name],
+                                      check_exact=True, obj=name)
     for kind in ("replicates", "groups"):
         pd.testing.assert_frame_equal(
-            cell_tables(run_a, kind), cell_tables(run_b, kind), check_exact=True, obj=kind
+            of_b_cells(cell_tables(run_a, kind)), cell_tables(run_b, kind), check_exact=True,
+            obj=kind
         )
 
 
@@ -223,7 +242,7 @@ def test_nothing_reruns_and_extending_the_grid_runs_only_the_new_cell(run_b, run
     after = snapshot(run_b)
     assert all(after[path] == stamp for path, stamp in before.items())
     assert (run_b / "results/cells/I12_J10_sd1_p0.5/replicates_0-40.parquet").exists()
-    assert len(summary(run_b)["cells"]) == 5
+    assert len(summary(run_b)["cells"]) == N_NORMAL_CELLS + 1
     for figure in FIGURES:
         assert (run_b / f"results/figures/{figure}.png").exists()
 
@@ -236,6 +255,7 @@ def _bad_grid(directory: Path, axis: str, value) -> str:
 
 
 BAD = [
+    ("re_dist", "grid[0].re_dist", "normal, t<df> with df > 2 (e.g. t3), bimodal or skewed"),
     (["--config", "replicates=-5"], "replicates", "integer >= 1"),
     (["--config", "chunk_size=0"], "chunk_size", "integer >= 1"),
     (["--config", "seed=abc"], "seed", "integer >= 0"),
@@ -248,7 +268,7 @@ BAD = [
 @pytest.mark.parametrize("arguments, key, allowed", BAD)
 def test_bad_config_is_rejected_before_any_job_and_touches_nothing(run_a, arguments, key, allowed):
     if isinstance(arguments, str):
-        bad = _bad_grid(run_a, arguments, -1.0 if arguments == "re_sd" else 1.0)
+        bad = _bad_grid(run_a, arguments, {"re_sd": -1.0, "re_dist": "t2"}.get(arguments, 1.0))
         arguments = ["--configfile", bad]
     else:
         arguments = ["--configfile", SMALL, *arguments]

@@ -41,7 +41,7 @@ def test_results_do_not_depend_on_batching_workers_or_chunks():
     assert frame.equals(joined)
 
 
-def test_a_failing_replicate_is_kept_with_its_error(monkeypatch):
+def test_a_failing_replicate_is_kept_with_its_error():
     laplace = method_registry.METHODS["laplace"]
 
     def flaky(y, n, options):
@@ -49,10 +49,11 @@ def test_a_failing_replicate_is_kept_with_its_error(monkeypatch):
             raise FloatingPointError("synthetic failure")
         return laplace.fit(y, n, options)
 
-    monkeypatch.setitem(
-        method_registry.METHODS, "flaky", method_registry.Method("flaky", flaky, True, {}, "test")
+    registry = method_registry.METHODS.with_methods(
+        method_registry.Method(name="flaky", fit=flaky, label="flaky", color="C7", order=99)
     )
-    replicates, _ = fit_chunk(CELL, 3, 0, 20, ["laplace", "flaky"], batch_size=10)
+    replicates, _ = fit_chunk(CELL, 3, 0, 20, ["laplace", "flaky"], batch_size=10,
+                              registry=registry)
     frame = replicates.to_pandas()
     good = frame[frame["method"] == "laplace"].set_index("replicate")
     flaky_rows = frame[frame["method"] == "flaky"].set_index("replicate")
@@ -86,7 +87,7 @@ def test_a_crash_mid_write_leaves_no_parquet(tmp_path, monkeypatch):
     assert pq.read_table(target).to_pandas().equals(table.to_pandas())
 
 
-@pytest.mark.parametrize("cell", [CELL, Cell(8, 2, 15, 1.0, 0.4)], ids=["balanced", "unbalanced"])
+@pytest.mark.parametrize("cell", [CELL, Cell(n_groups=8, n_trials_min=2, n_trials_max=15, re_sd=1.0, p0=0.4)], ids=["balanced", "unbalanced"])
 def test_shrinkage_curve_matches_the_clustered_mean_bin_by_bin(cell):
     from glmmshrink.measures import clustered_mean
     from glmmshrink.summary import shrinkage_curve
@@ -115,7 +116,7 @@ def test_shrinkage_curve_matches_the_clustered_mean_bin_by_bin(cell):
 def test_bayes_rows_carry_intervals_and_the_improper_flag():
     # Success probability 0.02 with 3 groups of 2 trials: some replicates have no success at
     # all, an improper posterior under the flat beta prior.
-    cell = Cell(3, 2, 2, 0.5, 0.02)
+    cell = Cell(n_groups=3, n_trials_min=2, n_trials_max=2, re_sd=0.5, p0=0.02)
     replicates, groups = fit_chunk(cell, 1, 0, 10, ["laplace", "bayes"])
     frame = replicates.to_pandas()
     bayes = frame[frame["method"] == "bayes"]
@@ -144,7 +145,7 @@ def test_a_failed_replicate_keeps_boolean_extras_boolean():
     assert stacked.extra_replicate["sd"][0] == 1 and np.isnan(stacked.extra_replicate["sd"][1])
 
 
-@pytest.mark.parametrize("cell", [Cell(30, 10, 10, 1.0, 0.7), Cell(30, 2, 50, 1.0, 0.5)],
+@pytest.mark.parametrize("cell", [Cell(n_groups=30, n_trials_min=10, n_trials_max=10, re_sd=1.0, p0=0.7), Cell(n_groups=30, n_trials_min=2, n_trials_max=50, re_sd=1.0, p0=0.5)],
                          ids=["balanced", "unbalanced"])
 def test_predicted_shrinkage_is_theory_at_the_true_parameters(cell):
     from glmmshrink import theory

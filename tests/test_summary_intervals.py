@@ -122,7 +122,7 @@ def fitted_tables(cell: Cell, replicates: int, nagq: int):
 
 
 def test_fitted_cell_gives_every_interval_measure_with_a_finite_mcse():
-    cell = Cell(12, 10, 10, 1.0, 0.5)
+    cell = Cell(n_groups=12, n_trials_min=10, n_trials_max=10, re_sd=1.0, p0=0.5)
     replicates, groups = fitted_tables(cell, 30, nagq=9)
     capabilities = {**CAPABILITIES, "beta_interval_methods": {"laplace", "agq"}}
     rows = interval_rows(cell.beta_true, replicates, groups, **capabilities)
@@ -132,7 +132,7 @@ def test_fitted_cell_gives_every_interval_measure_with_a_finite_mcse():
 
 
 def test_singular_fits_of_an_sd0_cell_never_reject():
-    cell = Cell(12, 10, 10, 0.0, 0.5)
+    cell = Cell(n_groups=12, n_trials_min=10, n_trials_max=10, re_sd=0.0, p0=0.5)
     replicates, _ = fitted_tables(cell, 30, nagq=5)
     laplace = replicates[replicates["method"] == "laplace"]
     pvalues = boundary_lrt_pvalue(laplace["loglik"], laplace["loglik_null"])

@@ -2,12 +2,15 @@
 # Snakemake before any job starts and before anything under results/ is touched.
 
 import os
+from pathlib import Path
 
 import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from glmmshrink.config import check_config
+from glmmshrink.figure_registry import FIGURES, SUMMARY_TABLES, seed_figure_parameters
+from glmmshrink.grid import cell_name_pattern
 from glmmshrink.methods import METHODS
 
 # Parallelism comes from Snakemake jobs and joblib worker processes; a multithreaded BLAS in
@@ -24,17 +27,18 @@ except ValueError as error:
     raise WorkflowError(str(error)) from None
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 
-SUMMARY_TABLES = ["cells", "performance", "fit_flags", "shrinkage_curve", "theory"]
-# Rule figures draws the study's figures; rule seed_figures the seed thread's, in a parallel job.
-SUMMARY_FIGURES = ["shrinkage_curves", "sigma_bias", "singular_rate", "rmse_ratio"]
-SEED_FIGURES = ["seed_question", "seed_answer", "shrinkage_methods", "why_shrink"]
-FIGURES = SUMMARY_FIGURES + SEED_FIGURES
+# Captions of the registered figures, read once (rule figure passes them to the report).
+FIGURE_CAPTIONS = {
+    name: Path(workflow.source_path(f"../report/{figure.caption}")).read_text()
+    for name, figure in FIGURES.items()
+}
 
 
 wildcard_constraints:
-    cell=r"I\d+_J[0-9-]+_sd[^_/]+_p[^_/]+",
+    cell=cell_name_pattern(),
     start=r"\d+",
     stop=r"\d+",
+    figure=FIGURES.wildcard_pattern(),
 
 
 def chunk_files(kind):
@@ -47,7 +51,8 @@ def chunk_files(kind):
 
 
 def cell_parameters(wildcards):
-    return STUDY.cell(wildcards.cell).parameters()
+    # Axes at their default are left out, so a new axis does not change an existing job's params.
+    return STUDY.cell(wildcards.cell).identifying_parameters()
 
 
 def resolved_method_options():
@@ -62,36 +67,16 @@ def summary_tables():
 
 
 def figure_files():
-    return expand("results/figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"])
+    return FIGURES.files()
 
 
-def seed_figure_cells():
-    """Cells of the seed figures that the grid has ({role: [cell name, ...]}); others get
-    placeholder panels."""
-    names = {cell.name for cell in STUDY.cells}
-    figures = STUDY.seed_figures
-    return {
-        "question": [c.name for c in [figures.question] if c.name in names],
-        "answer": [c.name for c in figures.answer if c.name in names],
-    }
+def figure_input_files(wildcards):
+    return FIGURES[wildcards.figure].input_files(STUDY)
 
 
-def seed_group_files(wildcards):
-    """Group tables of the chunks holding replicates 0 .. replicates_pooled - 1 of the seed cells."""
-    needed = STUDY.seed_figures.replicates_pooled
-    cells = sorted(set(sum(seed_figure_cells().values(), [])))
-    return [
-        f"results/cells/{cell}/groups_{start}-{stop}.parquet"
-        for cell in cells
-        for start, stop in STUDY.chunks()
-        if start < needed
-    ]
+def figure_category(wildcards):
+    return FIGURES[wildcards.figure].category
 
 
-def seed_figure_parameters():
-    figures = STUDY.seed_figures
-    return {
-        "question": figures.question.parameters(),
-        "answer": [cell.parameters() for cell in figures.answer],
-        "replicates_pooled": figures.replicates_pooled,
-    }
+def figure_caption(wildcards):
+    return FIGURE_CAPTIONS[wildcards.figure]

@@ -1,8 +1,9 @@
 # Small PNG copies of the seed figures for the README, under docs/ (committed):
 #   snakemake -j 2 docs
-# Not part of the default target: docs/ is refreshed only when asked.
+# Not part of the default target: docs/ is refreshed only when asked. Which figures are copied
+# is the figure registry's `docs` flag.
 
-DOCS_FIGURES = ["seed_question", "seed_answer", "shrinkage_methods", "why_shrink"]
+DOCS_FIGURES = FIGURES.docs()
 
 
 rule docs:

@@ -8,7 +8,7 @@ rule summarise:
     output:
         **{table: f"results/summary/{table}.parquet" for table in SUMMARY_TABLES},
     params:
-        cells={cell.name: cell.parameters() for cell in STUDY.cells},
+        cells={cell.name: cell.identifying_parameters() for cell in STUDY.cells},
         shrinkage_bins=STUDY.shrinkage_bins,
     log:
         "results/logs/summarise.log",

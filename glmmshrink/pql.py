@@ -1,0 +1,353 @@
+"""Penalized quasi-likelihood (PQL) fit of the binomial random-intercept GLMM, as MASS's ``glmmPQL``.
+
+Model::
+
+    y_i ~ Binomial(n_i, expit(beta + b_i)),   b_i ~ N(0, sigma^2).
+
+``fit_pql`` returns the fixed point of ``MASS::glmmPQL(result ~ 1, random = ~ 1 | g,
+family = binomial)`` on the 0/1 rows of the counts (Breslow & Clayton 1993, JASA 88, 9-25,
+section 2.3; Venables & Ripley 2002, MASS 4th ed., section 10.4). Each step fits, by maximum
+likelihood, nlme's ``lme(z ~ 1, random = ~ 1 | g, weights = varFixed(~ 1 / w), method = "ML")`` to
+the working response z = eta + (y - mu) / (mu (1 - mu)) with working weights w = mu (1 - mu), and
+sets eta_i = beta + b_i from its estimates and BLUPs. The residual variance phi of that linear
+mixed model (LMM) is estimated, so ``residual_sd`` = sqrt(phi) is reported beside ``sigma``.
+
+Every row of group i shares eta_i, so the working LMM needs only per-group statistics: c_i = n_i w_i,
+the group mean zbar_i = eta_i + (y_i / n_i - mu_i) / w_i and the within-group weighted sum of
+squares y_i (n_i - y_i) / (n_i w_i). With the variance ratio lam = sigma^2 / phi and
+a_i = c_i / (1 + c_i lam), the ML estimates given lam are closed form (Searle, Casella & McCulloch
+1992, Variance Components, section 3.6, with known relative weights)::
+
+    beta = sum a_i zbar_i / sum a_i,   phi = (SSW + sum a_i (zbar_i - beta)^2) / N,   N = sum n_i,
+
+and lam maximises the profile log-likelihood -1/2 [N log phi + sum log(1 + c_i lam)]. The varFixed
+weights have no free parameter, so nlme's normalising term -1/2 sum log(1 / w) does not move the
+optimum. The BLUPs are b_i = lam a_i (zbar_i - beta).
+
+Each replicate runs its own iteration and freezes when max |d eta| < ``ETA_TOL``; sums over groups
+run in fixed row order, so a replicate's result is bit-identical alone or in any batch.
+
+Boundary sigma = 0. In s = sqrt(lam) the profile is even, so s = 0 is stationary; it is a local
+maximum when the profile slope in lam at 0, -1/2 [sum c_i - sum c_i^2 (zbar_i - beta_0)^2 / phi_0],
+is not positive. The fit then reports sigma = 0 exactly, the optimum, where nlme (which works on
+log sigma) stops at a small positive value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit, logit
+
+from glmmshrink._groups import distinct_groups
+from glmmshrink._objective import sum_over_groups
+from glmmshrink._validate import as_counts
+
+ETA_TOL = 1e-11  # max |change in eta| between working fits at the fixed point
+MAX_OUTER = 1000  # working-LMM fits; rare-event data contract slowly
+DIVERGED_ETA = 50.0  # |eta| beyond this: the iteration is running off to a saturated fit
+RATIO_STEP_TOL = 1e-12  # relative Newton step in s = sqrt(lam) that ends one working fit
+LOCAL_STEP = 1e-4  # relative Newton steps this short skip the line search
+MAX_INNER = 100
+MAX_BACKTRACKS = 60
+BLOCK_CELLS = 32_768  # distinct groups x replicates per block, as in fit_glmm
+MIN_BLOCK_REPLICATES = 64
+
+
+@dataclass(frozen=True, repr=False)
+class PqlFit:
+    """Estimates of ``glmmPQL(result ~ 1, random = ~ 1 | g, family = binomial)`` for R datasets.
+
+    Arrays have a leading replicate dimension R, dropped when one dataset was fitted.
+
+    Attributes
+    ----------
+    beta, sigma : ndarray, shape (R,)
+        Fixed intercept (logit scale) and random-intercept SD (0 exactly at a boundary fit).
+    residual_sd : ndarray, shape (R,)
+        sqrt of the working LMM's estimated dispersion phi (nlme's ``fit$sigma``); 1 under the
+        binomial model.
+    b : ndarray, shape (R, G)
+        BLUPs of the random intercepts (``ranef``); NaN for padding groups.
+    p_hat : ndarray, shape (R, G)
+        Group estimates expit(beta + b).
+    converged, separated : ndarray of bool, shape (R,)
+        Reached the fixed point; all trials failed or all succeeded (no finite estimate).
+    n_iter : ndarray of int, shape (R,)
+        Working LMM fits (glmmPQL's iterations).
+    n_groups : ndarray of int, shape (R,)
+        Non-padding groups per dataset.
+    """
+
+    beta: np.ndarray
+    sigma: np.ndarray
+    residual_sd: np.ndarray
+    b: np.ndarray
+    p_hat: np.ndarray
+    converged: np.ndarray
+    separated: np.ndarray
+    n_iter: np.ndarray
+    n_groups: np.ndarray
+
+    def __repr__(self) -> str:
+        header = (
+            "Linear mixed-effects model fit by penalized quasi-likelihood (glmmPQL fixed point) "
+            "[glmmshrink]\n Family: binomial  ( logit )\nFormula: result ~ 1 + (1 | group)\n"
+        )
+        if np.ndim(self.beta) == 0:
+            note = ("separation: all trials failed or all succeeded" if self.separated
+                    else "converged" if self.converged else "did not reach the fixed point")
+            return header + (
+                "Random effects:\n Groups   Name        Std.Dev.\n"
+                f" group    (Intercept) {self.sigma:.4f}\n"
+                f" Residual             {self.residual_sd:.4f}\n"
+                f"Number of groups: {self.n_groups}\n"
+                f"Fixed effects:\n            Estimate\n(Intercept) {self.beta:8.4f}\n"
+                f"Iterations: {self.n_iter}\nNote: {note}"
+            )
+        fitted = ~self.separated
+
+        def mean_sd(values):
+            if not fitted.any():
+                return "mean nan  sd nan"
+            return f"mean {np.mean(values[fitted]):.4f}  sd {np.std(values[fitted]):.4f}"
+
+        return header + (
+            f"{self.beta.size} datasets: {int(self.converged.sum())} converged, "
+            f"{int((fitted & (self.sigma == 0)).sum())} at sigma = 0, "
+            f"{int(self.separated.sum())} separated\n"
+            f"  beta  {mean_sd(self.beta)}\n  sigma {mean_sd(self.sigma)}\n"
+            f"  residual_sd {mean_sd(self.residual_sd)}"
+        )
+
+
+@dataclass(frozen=True)
+class _WorkingData:
+    """Per-group statistics of the working LMM, (K, R), and its totals, (R,)."""
+
+    count: np.ndarray  # multiplicity of each distinct (y, n) row; 0 for padding
+    c: np.ndarray  # n_i w_i
+    zbar: np.ndarray  # group mean of the working response
+    within_ss: np.ndarray  # weighted within-group sum of squares, summed over groups
+    n_rows: np.ndarray  # N = sum n_i
+
+
+def _working_data(eta, y, n, count, n_rows):
+    """Working response statistics at eta (glmmPQL's zz and invwt, summarised per group)."""
+    # mu and 1 - mu from expit(+-eta), so that (ybar - mu) / w keeps its digits in the tails.
+    mu, one_minus_mu = expit(eta), expit(-eta)
+    w = mu * one_minus_mu
+    ybar = y / n
+    zbar = eta + ybar / mu - (1.0 - ybar) / one_minus_mu
+    within_ss = sum_over_groups(count * (y * (n - y) / (n * w)))
+    return _WorkingData(count, n * w, zbar, within_ss, n_rows)
+
+
+def _profile(ratio, data, derivatives=True):
+    """Profile ML log-likelihood in lam (up to a constant), its first two derivatives, beta, phi.
+
+    d/dlam follows from the envelope theorem; d2/dlam2 subtracts the (beta, phi) coupling:
+    L'' = 1/2 S(a^2) - S(a^3 r^2) / phi + S(a^2 r)^2 / (phi S(a)) + S(a^2 r^2)^2 / (2 N phi^2),
+    with S() the count-weighted sum over groups and r = zbar - beta.
+    """
+    count, c = data.count, data.c
+    a = c / (1.0 + c * ratio)
+    sum_a = sum_over_groups(count * a)
+    beta = sum_over_groups(count * a * data.zbar) / sum_a
+    r = data.zbar - beta
+    ca2r2 = count * a * a * r * r
+    s_a2r2 = sum_over_groups(ca2r2)
+    phi = (data.within_ss + sum_over_groups(ca2r2 / a)) / data.n_rows
+    value = -0.5 * (data.n_rows * np.log(phi) + sum_over_groups(count * np.log1p(c * ratio)))
+    if not derivatives:
+        return value, None, None, beta, phi
+    grad = -0.5 * (sum_a - s_a2r2 / phi)
+    s_a2r = sum_over_groups(count * a * a * r)
+    hess = (0.5 * sum_over_groups(count * a * a) - sum_over_groups(ca2r2 * a) / phi
+            + s_a2r * s_a2r / (phi * sum_a) + s_a2r2 * s_a2r2 / (2.0 * data.n_rows * phi * phi))
+    return value, grad, hess, beta, phi
+
+
+def _fit_working_lmm(s, data):
+    """Maximise the profile over s = sqrt(lam) >= 0 for each replicate, starting from ``s``.
+
+    A safeguarded Newton ascent per replicate (each with its own step length, frozen when its
+    relative Newton step falls below ``RATIO_STEP_TOL``); s = 0 is taken exactly when it is a local
+    maximum and the ascent heads toward it.
+    """
+    s = s.copy()
+    zero = np.zeros_like(s)
+    value_0, grad_0, _, _, _ = _profile(zero, data)
+    boundary_is_max = grad_0 <= 0.0
+    restart = (s == 0.0) & ~boundary_is_max
+    s[restart] = 1.0
+    done = s == 0.0  # boundary optimum already reached
+    ok = done.copy()
+    active = np.nonzero(~done)[0]
+    for _ in range(MAX_INNER):
+        if active.size == 0:
+            break
+        sub = _take(data, active)
+        s_act = s[active]
+        v_cur, g_lam, h_lam, _, _ = _profile(s_act * s_act, sub)
+        grad = 2.0 * s_act * g_lam
+        hess = 2.0 * g_lam + 4.0 * s_act * s_act * h_lam
+        newton = hess < 0.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = np.where(newton, -grad / hess, np.sign(grad) * np.maximum(0.5 * s_act, 0.1))
+        step = np.clip(step, -np.maximum(2.0, s_act), np.maximum(2.0, s_act))
+        finished = newton & (np.abs(step) <= RATIO_STEP_TOL * (1.0 + s_act))
+        jump = boundary_is_max[active] & (step < 0) & (value_0[active] >= v_cur) & ~finished
+        # Backtrack on the profile until it does not decrease. A short Newton step at negative
+        # curvature is taken as is: there the profile's change is below its rounding error.
+        alpha = np.ones(active.size)
+        short = newton & (np.abs(step) < LOCAL_STEP * (1.0 + s_act)) & ~(finished | jump)
+        moving = ~(finished | jump | short)
+        s_new = s_act.copy()
+        s_new[short] = s_act[short] + step[short]
+        for _ in range(MAX_BACKTRACKS):
+            idx = np.nonzero(moving)[0]
+            if idx.size == 0:
+                break
+            trial = s_act[idx] + alpha[idx] * step[idx]
+            trial = np.where(trial > 0.0, trial, 0.1 * s_act[idx])
+            v_try = _profile(trial * trial, _take(sub, idx), derivatives=False)[0]
+            accept = v_try >= v_cur[idx] - 1e-14 * (1.0 + np.abs(v_cur[idx]))
+            s_new[idx[accept]] = trial[accept]
+            moving[idx[accept]] = False
+            alpha[idx[~accept]] *= 0.5
+        stalled = moving  # no ascent found: the iterate is as good as it gets
+        s_new[jump] = 0.0
+        s[active] = s_new
+        stop = finished | jump | stalled
+        done[active[stop]] = True
+        ok[active[finished | jump]] = True
+        active = active[~stop]
+    return s, ok
+
+
+def _take(data, idx):
+    return _WorkingData(data.count[:, idx], data.c[:, idx], data.zbar[:, idx],
+                        data.within_ss[idx], data.n_rows[idx])
+
+
+def _fit_block(y, n, count):
+    """Iterate the working fits of one block of distinct-group arrays (K, R) to the fixed point."""
+    n_reps = y.shape[1]
+    total_y, total_n = sum_over_groups(count * y), sum_over_groups(count * n)
+    separated = (total_y == 0) | (total_y == total_n)
+    real = count > 0
+    # Padding rows get harmless values (n = 1, y = 0, eta = beta) and weight count = 0.
+    n = np.where(real, n, 1.0)
+    y = np.where(real, y, 0.0)
+
+    beta = np.where(separated, np.where(total_y == 0, -np.inf, np.inf), np.nan)
+    sigma, residual_sd = np.full(n_reps, np.nan), np.full(n_reps, np.nan)
+    b = np.full(y.shape, np.nan)
+    converged = np.zeros(n_reps, dtype=bool)
+    n_iter = np.zeros(n_reps, dtype=np.int64)
+    fit = np.nonzero(~separated)[0]
+    if fit.size == 0:
+        return beta, sigma, residual_sd, b, converged, n_iter, separated
+
+    y, n, count, real = y[:, fit], n[:, fit], count[:, fit], real[:, fit]
+    n_rows = total_n[fit]
+    # glmmPQL starts from the glm fit: the pooled proportion for an intercept-only model.
+    eta = np.broadcast_to(logit(total_y[fit] / n_rows), y.shape).copy()
+    s = np.ones(fit.size)
+    ratio_ok = np.ones(fit.size, dtype=bool)
+    beta_fit, phi_fit = np.empty(fit.size), np.empty(fit.size)
+    b_fit = np.zeros_like(eta)
+    iters = np.zeros(fit.size, dtype=np.int64)
+    ok = np.zeros(fit.size, dtype=bool)
+    diverged = np.zeros(fit.size, dtype=bool)
+    active = np.arange(fit.size)
+    while active.size:
+        iters[active] += 1
+        data = _working_data(eta[:, active], y[:, active], n[:, active], count[:, active],
+                             n_rows[active])
+        s_new, solved = _fit_working_lmm(s[active], data)
+        ratio = s_new * s_new
+        _, _, _, beta_new, phi_new = _profile(ratio, data, derivatives=False)
+        a = data.c / (1.0 + data.c * ratio)
+        b_new = np.where(real[:, active], ratio * a * (data.zbar - beta_new), 0.0)
+        eta_new = beta_new + b_new
+        change = np.max(np.abs(eta_new - eta[:, active]), axis=0)
+        s[active], ratio_ok[active] = s_new, ratio_ok[active] & solved
+        beta_fit[active], phi_fit[active], b_fit[:, active] = beta_new, phi_new, b_new
+        eta[:, active] = eta_new
+        settled = change < ETA_TOL
+        ok[active[settled]] = ratio_ok[active[settled]]
+        escaping = ~settled & ~(np.max(np.abs(eta_new), axis=0) < DIVERGED_ETA)
+        diverged[active[escaping]] = True
+        active = active[~settled & ~escaping & (iters[active] < MAX_OUTER)]
+
+    beta_fit[diverged], phi_fit[diverged], s[diverged], b_fit[:, diverged] = np.nan, np.nan, np.nan, np.nan
+    beta[fit], sigma[fit], residual_sd[fit] = beta_fit, s * np.sqrt(phi_fit), np.sqrt(phi_fit)
+    b[:, fit], converged[fit], n_iter[fit] = b_fit, ok, iters
+    return beta, sigma, residual_sd, b, converged, n_iter, separated
+
+
+def fit_pql(y, n):
+    """Fit ``MASS::glmmPQL(result ~ 1, random = ~ 1 | g, family = binomial)`` to its fixed point.
+
+    Parameters
+    ----------
+    y, n : array_like of int, shape (G,) or (R, G)
+        Successes and trials per group; the 0/1 rows glmmPQL sees are y_i ones and n_i - y_i zeros
+        of group i. Groups with ``n == 0`` are padding and contribute nothing.
+
+    Returns
+    -------
+    PqlFit
+        Estimates and diagnostics; for (G,) input every field drops its leading dimension.
+
+    Notes
+    -----
+    glmmPQL stops when sum (d eta)^2 < 1e-6 sum eta^2 or after 10 iterations, which can leave it
+    ~1e-3 from the fixed point on rare-event data; this iterates until max |d eta| < 1e-11
+    (``converged`` is False if that takes more than ``MAX_OUTER`` working fits). Where the
+    iteration runs off instead (|eta| > 50, as on 0/1 data with one trial per group, where the
+    working LMM interpolates the data with phi -> 0 and glmmPQL's estimates grow without bound),
+    ``converged`` is False and beta, sigma, residual_sd, b and p_hat are NaN. At a boundary
+    fit sigma is exactly 0, the ML optimum, where nlme reports a tiny positive value.
+
+    A dataset whose trials all failed (or all succeeded) has no finite estimate (glm diverges):
+    it is returned as ``fit_glmm`` does, with ``separated=True``, ``converged=False``,
+    beta = -inf (+inf), sigma, residual_sd and b NaN and p_hat 0 (1). Input errors raise
+    ``ValueError``.
+
+    References
+    ----------
+    Breslow, N. E. & Clayton, D. G. (1993). Approximate inference in generalized linear mixed
+    models. JASA 88, 9-25. Venables, W. N. & Ripley, B. D. (2002). Modern Applied Statistics
+    with S, 4th ed., section 10.4 (``glmmPQL``).
+    """
+    y, n, was_1d = as_counts(y, n)
+    n_reps = y.shape[0]
+    groups = distinct_groups(y, n)
+    n_rows = groups.y.shape[0]
+
+    beta, sigma, residual_sd = np.empty(n_reps), np.empty(n_reps), np.empty(n_reps)
+    b_rows = np.empty((n_rows, n_reps))
+    converged, separated = np.empty(n_reps, dtype=bool), np.empty(n_reps, dtype=bool)
+    n_iter = np.empty(n_reps, dtype=np.int64)
+    block = max(MIN_BLOCK_REPLICATES, BLOCK_CELLS // n_rows)
+    for start in range(0, n_reps, block):
+        cols = slice(start, start + block)
+        (beta[cols], sigma[cols], residual_sd[cols], b_rows[:, cols], converged[cols],
+         n_iter[cols], separated[cols]) = _fit_block(
+            groups.y[:, cols], groups.n[:, cols], groups.count[:, cols])
+
+    rows, padding = np.maximum(groups.row_of_group, 0), groups.row_of_group < 0
+    b = np.where(padding, np.nan, np.take_along_axis(b_rows.T, rows, axis=1))
+    p_hat = expit(beta[:, None] + b)
+    p_hat[separated] = np.where(padding[separated], np.nan, np.isposinf(beta[separated])[:, None])
+
+    fields = dict(beta=beta, sigma=sigma, residual_sd=residual_sd, b=b, p_hat=p_hat,
+                  converged=converged, separated=separated, n_iter=n_iter)
+    if was_1d:
+        fields = {key: val[0] for key, val in fields.items()}
+    n_groups = (n > 0).sum(axis=1)
+    return PqlFit(**fields, n_groups=n_groups[0] if was_1d else n_groups)

@@ -49,6 +49,7 @@ MAX_OUTER = 1000  # working-LMM fits; rare-event data contract slowly
 DIVERGED_ETA = 50.0  # |eta| beyond this: the iteration is running off to a saturated fit
 RATIO_STEP_TOL = 1e-12  # relative Newton step in s = sqrt(lam) that ends one working fit
 LOCAL_STEP = 1e-4  # relative Newton steps this short skip the line search
+RATIO_MAX = 1e6  # s = sigma / sqrt(phi) beyond this: the working LMM interpolates (phi -> 0)
 MAX_INNER = 100
 MAX_BACKTRACKS = 60
 BLOCK_CELLS = 32_768  # distinct groups x replicates per block, as in fit_glmm
@@ -174,7 +175,9 @@ def _fit_working_lmm(s, data):
 
     A safeguarded Newton ascent per replicate (each with its own step length, frozen when its
     relative Newton step falls below ``RATIO_STEP_TOL``); s = 0 is taken exactly when it is a local
-    maximum and the ascent heads toward it.
+    maximum and the ascent heads toward it. Returns s, whether it converged, and whether it ran
+    past ``RATIO_MAX``: the profile then rises toward lam = inf (phi -> 0), which can happen only
+    when the within-group sum of squares is 0, i.e. every group has y_i = 0 or y_i = n_i.
     """
     s = s.copy()
     zero = np.zeros_like(s)
@@ -184,6 +187,7 @@ def _fit_working_lmm(s, data):
     s[restart] = 1.0
     done = s == 0.0  # boundary optimum already reached
     ok = done.copy()
+    unbounded = np.zeros(s.size, dtype=bool)
     active = np.nonzero(~done)[0]
     for _ in range(MAX_INNER):
         if active.size == 0:
@@ -198,12 +202,13 @@ def _fit_working_lmm(s, data):
             step = np.where(newton, -grad / hess, np.sign(grad) * np.maximum(0.5 * s_act, 0.1))
         step = np.clip(step, -np.maximum(2.0, s_act), np.maximum(2.0, s_act))
         finished = newton & (np.abs(step) <= RATIO_STEP_TOL * (1.0 + s_act))
+        broken = ~np.isfinite(v_cur) | ~np.isfinite(step)
         jump = boundary_is_max[active] & (step < 0) & (value_0[active] >= v_cur) & ~finished
         # Backtrack on the profile until it does not decrease. A short Newton step at negative
         # curvature is taken as is: there the profile's change is below its rounding error.
         alpha = np.ones(active.size)
         short = newton & (np.abs(step) < LOCAL_STEP * (1.0 + s_act)) & ~(finished | jump)
-        moving = ~(finished | jump | short)
+        moving = ~(finished | jump | short | broken)
         s_new = s_act.copy()
         s_new[short] = s_act[short] + step[short]
         for _ in range(MAX_BACKTRACKS):
@@ -217,14 +222,16 @@ def _fit_working_lmm(s, data):
             s_new[idx[accept]] = trial[accept]
             moving[idx[accept]] = False
             alpha[idx[~accept]] *= 0.5
-        stalled = moving  # no ascent found: the iterate is as good as it gets
+        stalled = moving | broken  # no ascent found: the iterate is as good as it gets
         s_new[jump] = 0.0
         s[active] = s_new
-        stop = finished | jump | stalled
+        escaped = s_new > RATIO_MAX
+        unbounded[active[escaped]] = True
+        stop = finished | jump | stalled | escaped
         done[active[stop]] = True
         ok[active[finished | jump]] = True
         active = active[~stop]
-    return s, ok
+    return s, ok, unbounded
 
 
 def _take(data, idx):
@@ -267,7 +274,7 @@ def _fit_block(y, n, count):
         iters[active] += 1
         data = _working_data(eta[:, active], y[:, active], n[:, active], count[:, active],
                              n_rows[active])
-        s_new, solved = _fit_working_lmm(s[active], data)
+        s_new, solved, unbounded = _fit_working_lmm(s[active], data)
         ratio = s_new * s_new
         _, _, _, beta_new, phi_new = _profile(ratio, data, derivatives=False)
         a = data.c / (1.0 + data.c * ratio)
@@ -279,7 +286,7 @@ def _fit_block(y, n, count):
         eta[:, active] = eta_new
         settled = change < ETA_TOL
         ok[active[settled]] = ratio_ok[active[settled]]
-        escaping = ~settled & ~(np.max(np.abs(eta_new), axis=0) < DIVERGED_ETA)
+        escaping = ~settled & (unbounded | ~(np.max(np.abs(eta_new), axis=0) < DIVERGED_ETA))
         diverged[active[escaping]] = True
         active = active[~settled & ~escaping & (iters[active] < MAX_OUTER)]
 
@@ -307,10 +314,16 @@ def fit_pql(y, n):
     -----
     glmmPQL stops when sum (d eta)^2 < 1e-6 sum eta^2 or after 10 iterations, which can leave it
     ~1e-3 from the fixed point on rare-event data; this iterates until max |d eta| < 1e-11
-    (``converged`` is False if that takes more than ``MAX_OUTER`` working fits). Where the
-    iteration runs off instead (|eta| > 50, as on 0/1 data with one trial per group, where the
-    working LMM interpolates the data with phi -> 0 and glmmPQL's estimates grow without bound),
-    ``converged`` is False and beta, sigma, residual_sd, b and p_hat are NaN. At a boundary
+    (``converged`` is False if that takes more than ``MAX_OUTER`` working fits).
+
+    Where the iteration runs off instead, ``converged`` is False and beta, sigma, residual_sd, b
+    and p_hat are NaN. That happens when every group has y_i = 0 or y_i = n_i, as on 0/1 data with
+    one trial per group: the working LMM then has no within-group variation, its ML fit can
+    interpolate the working response with phi -> 0, and glmmPQL's estimates grow without bound
+    (it runs away on all four such reference datasets). A replicate is stopped once its working
+    fit passes sigma / sqrt(phi) = 1e6 or |eta| > 50.
+
+    At a boundary
     fit sigma is exactly 0, the ML optimum, where nlme reports a tiny positive value.
 
     A dataset whose trials all failed (or all succeeded) has no finite estimate (glm diverges):
@@ -336,9 +349,11 @@ def fit_pql(y, n):
     block = max(MIN_BLOCK_REPLICATES, BLOCK_CELLS // n_rows)
     for start in range(0, n_reps, block):
         cols = slice(start, start + block)
-        (beta[cols], sigma[cols], residual_sd[cols], b_rows[:, cols], converged[cols],
-         n_iter[cols], separated[cols]) = _fit_block(
-            groups.y[:, cols], groups.n[:, cols], groups.count[:, cols])
+        # A runaway replicate (phi -> 0, see Notes) meets 0/0 on its way out; it ends as NaN.
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            (beta[cols], sigma[cols], residual_sd[cols], b_rows[:, cols], converged[cols],
+             n_iter[cols], separated[cols]) = _fit_block(
+                groups.y[:, cols], groups.n[:, cols], groups.count[:, cols])
 
     rows, padding = np.maximum(groups.row_of_group, 0), groups.row_of_group < 0
     b = np.where(padding, np.nan, np.take_along_axis(b_rows.T, rows, axis=1))

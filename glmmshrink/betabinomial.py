@@ -173,7 +173,7 @@ def _ascent_direction(grad, hess):
     det = a * c - h12 * h12
     step = np.stack([-(c * grad[0] - h12 * grad[1]) / det, -(a * grad[1] - h12 * grad[0]) / det])
     largest = np.max(np.abs(step), axis=0)
-    return step * np.minimum(1.0, 3.0 / largest), shift == 0.0
+    return step * np.minimum(1.0, 3.0 / np.maximum(largest, 1e-300)), shift == 0.0
 
 
 def _fit_block(counts, k, total_y, total_n, all_extreme):
@@ -303,6 +303,7 @@ def fit_betabinomial(y, n):
     # (y + a) / (n + a + b), multiplied through by rho so that rho = 0 gives mu exactly.
     r, m = rho[:, None], mu[:, None]
     p_hat = (r * y + m * (1.0 - r)) / (r * n + (1.0 - r))
+    p_hat = np.where(separated[:, None], m, p_hat)  # every group at 0 (or 1), as fit_glmm
     p_hat = np.where(real, p_hat, np.nan)
 
     fields = dict(mu=mu, rho=rho, loglik=loglik, p_hat=p_hat, converged=converged,

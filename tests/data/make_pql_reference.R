@@ -74,6 +74,6 @@ for (d in inputs$datasets) {
 meta <- list(
   R = R.version.string, MASS = as.character(packageVersion("MASS")),
   nlme = as.character(packageVersion("nlme")),
-  model = "glmmPQL(result ~ 1, random = ~1 | g, family = binomial) on 0/1 rows, iterated to max|d eta| < 1e-11",
+  model = "glmmPQL(result ~ 1, random = ~1 | g, family = binomial) on 0/1 rows, iterated to max|d eta| < 1e-9 (patched glmmPQL, niter = 300, tight lmeControl)",
   fields = "beta = fixef, sigma = random-intercept StdDev, residual_sd = fit$sigma (sqrt of the dispersion), b = ranef per group")
 cat(toJSON(list(meta = meta, datasets = out), digits = NA, auto_unbox = TRUE))

@@ -46,9 +46,12 @@ from glmmshrink._validate import as_counts
 
 ETA_TOL = 1e-11  # max |change in eta| between working fits at the fixed point
 MAX_OUTER = 1000  # working-LMM fits; rare-event data contract slowly
+MAX_ETA_STEP = 5.0  # largest move of any eta in one update
+MIN_DAMPING = 1.0 / 16.0
 DIVERGED_ETA = 50.0  # |eta| beyond this: the iteration is running off to a saturated fit
 RATIO_STEP_TOL = 1e-12  # relative Newton step in s = sqrt(lam) that ends one working fit
 LOCAL_STEP = 1e-4  # relative Newton steps this short skip the line search
+BOUNDARY_SLOPE_TOL = 1e-12  # relative to sum c_i
 RATIO_MAX = 1e6  # s = sigma / sqrt(phi) beyond this: the working LMM interpolates (phi -> 0)
 MAX_INNER = 100
 MAX_BACKTRACKS = 60
@@ -182,7 +185,8 @@ def _fit_working_lmm(s, data):
     s = s.copy()
     zero = np.zeros_like(s)
     value_0, grad_0, _, _, _ = _profile(zero, data)
-    boundary_is_max = grad_0 <= 0.0
+    # The slope at 0 is a difference of two sums of size sum c_i; below this it is rounding.
+    boundary_is_max = grad_0 <= BOUNDARY_SLOPE_TOL * sum_over_groups(data.count * data.c)
     restart = (s == 0.0) & ~boundary_is_max
     s[restart] = 1.0
     done = s == 0.0  # boundary optimum already reached
@@ -223,6 +227,9 @@ def _fit_working_lmm(s, data):
             moving[idx[accept]] = False
             alpha[idx[~accept]] *= 0.5
         stalled = moving | broken  # no ascent found: the iterate is as good as it gets
+        # Stalled within rounding of the boundary value: the optimum is s = 0 to working precision.
+        flat = stalled & ~broken & (v_cur <= value_0[active] + 1e-13 * (1.0 + np.abs(v_cur)))
+        jump, stalled = jump | flat, stalled & ~flat
         s_new[jump] = 0.0
         s[active] = s_new
         escaped = s_new > RATIO_MAX
@@ -269,6 +276,9 @@ def _fit_block(y, n, count):
     iters = np.zeros(fit.size, dtype=np.int64)
     ok = np.zeros(fit.size, dtype=bool)
     diverged = np.zeros(fit.size, dtype=bool)
+    damping = np.ones(fit.size)
+    last_change = np.full(fit.size, np.inf)
+    last_update = np.zeros_like(eta)
     active = np.arange(fit.size)
     while active.size:
         iters[active] += 1
@@ -281,9 +291,18 @@ def _fit_block(y, n, count):
         b_new = np.where(real[:, active], ratio * a * (data.zbar - beta_new), 0.0)
         eta_new = beta_new + b_new
         change = np.max(np.abs(eta_new - eta[:, active]), axis=0)
-        s[active], ratio_ok[active] = s_new, ratio_ok[active] & solved
+        s[active], ratio_ok[active] = s_new, solved
         beta_fit[active], phi_fit[active], b_fit[:, active] = beta_new, phi_new, b_new
-        eta[:, active] = eta_new
+        # glmmPQL's plain update eta <- beta + b can cycle (rare events: sigma jumps between 0
+        # and ~2 on alternate fits). A replicate whose update reverses direction without halving
+        # takes damped steps eta + omega (eta_new - eta) instead, which have the same fixed points.
+        update = eta_new - eta[:, active]
+        reversing = sum_over_groups(count[:, active] * update * last_update[:, active]) < 0.0
+        cycling = reversing & (change > 0.5 * last_change[active])
+        damping[active[cycling]] = np.maximum(0.5 * damping[active[cycling]], MIN_DAMPING)
+        last_change[active], last_update[:, active] = change, update
+        omega = np.minimum(damping[active], MAX_ETA_STEP / np.maximum(change, MAX_ETA_STEP))
+        eta[:, active] = eta[:, active] + omega * update
         settled = change < ETA_TOL
         ok[active[settled]] = ratio_ok[active[settled]]
         escaping = ~settled & (unbounded | ~(np.max(np.abs(eta_new), axis=0) < DIVERGED_ETA))

@@ -29,6 +29,10 @@ DESIGNS = {  # name: (Cell, replicates wanted)
     "J1": (Cell(n_groups=30, n_trials_min=1, n_trials_max=1, re_sd=1.0, p0=0.5), 2),
     "J2": (Cell(n_groups=30, n_trials_min=2, n_trials_max=2, re_sd=1.0, p0=0.3), 2),
 }
+# Picked by hand: rare-event replicates (master seed 3) on which glmmPQL's plain iteration cycles,
+# sigma jumping between 0 and ~2 on alternate working fits, so its fixed point needs damped steps.
+CYCLING = (Cell(n_groups=30, n_trials_min=10, n_trials_max=10, re_sd=1.0, p0=0.03), 3,
+           (104, 282, 514, 972))
 
 
 def main():
@@ -45,6 +49,10 @@ def main():
                 continue
             datasets.append({"name": f"{name}_{replicate}", "y": y.tolist(), "n": n.tolist()})
             kept += 1
+    cell, seed, replicates = CYCLING
+    for replicate in replicates:
+        sim = simulate_replicates(cell, seed, replicate, replicate + 1)
+        datasets.append({"name": f"cycling_{replicate}", "y": sim.y[0].tolist(), "n": sim.n[0].tolist()})
     # Underdispersed: every group near 5/10, so the beta-binomial MLE of rho is 0 (boundary).
     datasets.append({"name": "underdispersed", "y": [5, 5, 4, 6, 5, 5, 5, 4, 6, 5] * 2, "n": [10] * 20})
     (HERE / "reference_inputs.json").write_text(json.dumps({"seed": SEED, "datasets": datasets}))

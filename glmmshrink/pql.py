@@ -50,7 +50,7 @@ MAX_ETA_STEP = 5.0  # largest move of any eta in one update
 MIN_DAMPING = 1.0 / 16.0
 DIVERGED_ETA = 50.0  # |eta| beyond this: the iteration is running off to a saturated fit
 RATIO_STEP_TOL = 1e-12  # relative Newton step in s = sqrt(lam) that ends one working fit
-LOCAL_STEP = 1e-4  # relative Newton steps this short skip the line search
+LOCAL_STEP = 0.05  # relative Newton steps this short, at negative curvature, skip the line search
 BOUNDARY_SLOPE_TOL = 1e-12  # relative to sum c_i
 RATIO_MAX = 1e6  # s = sigma / sqrt(phi) beyond this: the working LMM interpolates (phi -> 0)
 MAX_INNER = 100
@@ -157,19 +157,22 @@ def _profile(ratio, data, derivatives=True):
     """
     count, c = data.count, data.c
     a = c / (1.0 + c * ratio)
-    sum_a = sum_over_groups(count * a)
-    beta = sum_over_groups(count * a * data.zbar) / sum_a
+    weighted = count * a
+    # Two stacked ordered sums (before and after beta is known) instead of one per term.
+    sum_a, sum_az, sum_log, sum_a2 = sum_over_groups(np.stack(
+        [weighted, weighted * data.zbar, count * np.log1p(c * ratio), weighted * a]))
+    beta = sum_az / sum_a
     r = data.zbar - beta
-    ca2r2 = count * a * a * r * r
-    s_a2r2 = sum_over_groups(ca2r2)
-    phi = (data.within_ss + sum_over_groups(ca2r2 / a)) / data.n_rows
-    value = -0.5 * (data.n_rows * np.log(phi) + sum_over_groups(count * np.log1p(c * ratio)))
+    war = weighted * r
+    s_ar2, s_a2r2, s_a3r2, s_a2r = sum_over_groups(np.stack(
+        [war * r, war * r * a, war * r * a * a, war * a]))
+    phi = (data.within_ss + s_ar2) / data.n_rows
+    value = -0.5 * (data.n_rows * np.log(phi) + sum_log)
     if not derivatives:
         return value, None, None, beta, phi
     grad = -0.5 * (sum_a - s_a2r2 / phi)
-    s_a2r = sum_over_groups(count * a * a * r)
-    hess = (0.5 * sum_over_groups(count * a * a) - sum_over_groups(ca2r2 * a) / phi
-            + s_a2r * s_a2r / (phi * sum_a) + s_a2r2 * s_a2r2 / (2.0 * data.n_rows * phi * phi))
+    hess = (0.5 * sum_a2 - s_a3r2 / phi + s_a2r * s_a2r / (phi * sum_a)
+            + s_a2r2 * s_a2r2 / (2.0 * data.n_rows * phi * phi))
     return value, grad, hess, beta, phi
 
 
@@ -178,17 +181,30 @@ def _fit_working_lmm(s, data):
 
     A safeguarded Newton ascent per replicate (each with its own step length, frozen when its
     relative Newton step falls below ``RATIO_STEP_TOL``); s = 0 is taken exactly when it is a local
-    maximum and the ascent heads toward it. Returns s, whether it converged, and whether it ran
-    past ``RATIO_MAX``: the profile then rises toward lam = inf (phi -> 0), which can happen only
-    when the within-group sum of squares is 0, i.e. every group has y_i = 0 or y_i = n_i.
+    maximum and the ascent heads toward it. Returns s, beta and phi there, whether it converged,
+    and whether s ran past ``RATIO_MAX``: the profile then rises toward lam = inf (phi -> 0), which
+    can happen only when the within-group sum of squares is 0, i.e. every group has y_i = 0 or n_i.
     """
     s = s.copy()
-    zero = np.zeros_like(s)
-    value_0, grad_0, _, _, _ = _profile(zero, data)
-    # The slope at 0 is a difference of two sums of size sum c_i; below this it is rounding.
-    boundary_is_max = grad_0 <= BOUNDARY_SLOPE_TOL * sum_over_groups(data.count * data.c)
-    restart = (s == 0.0) & ~boundary_is_max
-    s[restart] = 1.0
+    beta, phi = np.full(s.size, np.nan), np.full(s.size, np.nan)
+    # The profile at s = 0 is needed only near the boundary; computed on demand per replicate.
+    value_0, boundary_is_max = np.full(s.size, np.nan), np.zeros(s.size, dtype=bool)
+    known_0 = np.zeros(s.size, dtype=bool)
+
+    def learn_boundary(idx):
+        idx = idx[~known_0[idx]]
+        if idx.size:
+            sub = _take(data, idx)
+            v0, g0, _, b0, p0 = _profile(np.zeros(idx.size), sub)
+            # The slope at 0 is a difference of two sums of size sum c_i; below this it is rounding.
+            boundary_is_max[idx] = g0 <= BOUNDARY_SLOPE_TOL * sum_over_groups(sub.count * sub.c)
+            value_0[idx], known_0[idx] = v0, True
+            at_zero = idx[s[idx] == 0.0]
+            beta[at_zero], phi[at_zero] = b0[s[idx] == 0.0], p0[s[idx] == 0.0]
+
+    start_at_zero = np.nonzero(s == 0.0)[0]
+    learn_boundary(start_at_zero)
+    s[start_at_zero[~boundary_is_max[start_at_zero]]] = 1.0  # leave a saddle at 0
     done = s == 0.0  # boundary optimum already reached
     ok = done.copy()
     unbounded = np.zeros(s.size, dtype=bool)
@@ -198,7 +214,7 @@ def _fit_working_lmm(s, data):
             break
         sub = _take(data, active)
         s_act = s[active]
-        v_cur, g_lam, h_lam, _, _ = _profile(s_act * s_act, sub)
+        v_cur, g_lam, h_lam, beta[active], phi[active] = _profile(s_act * s_act, sub)
         grad = 2.0 * s_act * g_lam
         hess = 2.0 * g_lam + 4.0 * s_act * s_act * h_lam
         newton = hess < 0.0
@@ -207,9 +223,11 @@ def _fit_working_lmm(s, data):
         step = np.clip(step, -np.maximum(2.0, s_act), np.maximum(2.0, s_act))
         finished = newton & (np.abs(step) <= RATIO_STEP_TOL * (1.0 + s_act))
         broken = ~np.isfinite(v_cur) | ~np.isfinite(step)
-        jump = boundary_is_max[active] & (step < 0) & (value_0[active] >= v_cur) & ~finished
+        toward_zero = (step < -0.5 * s_act) & ~finished & ~broken
+        learn_boundary(active[toward_zero])
+        jump = toward_zero & boundary_is_max[active] & (value_0[active] >= v_cur)
         # Backtrack on the profile until it does not decrease. A short Newton step at negative
-        # curvature is taken as is: there the profile's change is below its rounding error.
+        # curvature is taken as is: near the optimum the profile's change is below its rounding.
         alpha = np.ones(active.size)
         short = newton & (np.abs(step) < LOCAL_STEP * (1.0 + s_act)) & ~(finished | jump)
         moving = ~(finished | jump | short | broken)
@@ -228,6 +246,7 @@ def _fit_working_lmm(s, data):
             alpha[idx[~accept]] *= 0.5
         stalled = moving | broken  # no ascent found: the iterate is as good as it gets
         # Stalled within rounding of the boundary value: the optimum is s = 0 to working precision.
+        learn_boundary(active[stalled & ~broken])
         flat = stalled & ~broken & (v_cur <= value_0[active] + 1e-13 * (1.0 + np.abs(v_cur)))
         jump, stalled = jump | flat, stalled & ~flat
         s_new[jump] = 0.0
@@ -238,10 +257,19 @@ def _fit_working_lmm(s, data):
         done[active[stop]] = True
         ok[active[finished | jump]] = True
         active = active[~stop]
-    return s, ok, unbounded
+    # beta and phi belong to the last evaluated s; refresh where s moved since (boundary jumps,
+    # stalls, iteration limit). A finished replicate did not move.
+    moved = np.nonzero(~(ok & (s > 0.0)))[0]
+    if moved.size:
+        _, _, _, beta[moved], phi[moved] = _profile(s[moved] ** 2, _take(data, moved),
+                                                    derivatives=False)
+    return s, beta, phi, ok, unbounded
 
 
 def _take(data, idx):
+    """The replicates ``idx`` (sorted, unique) of ``data``; no copy when that is all of them."""
+    if idx.size == data.n_rows.size:
+        return data
     return _WorkingData(data.count[:, idx], data.c[:, idx], data.zbar[:, idx],
                         data.within_ss[idx], data.n_rows[idx])
 
@@ -284,9 +312,8 @@ def _fit_block(y, n, count):
         iters[active] += 1
         data = _working_data(eta[:, active], y[:, active], n[:, active], count[:, active],
                              n_rows[active])
-        s_new, solved, unbounded = _fit_working_lmm(s[active], data)
+        s_new, beta_new, phi_new, solved, unbounded = _fit_working_lmm(s[active], data)
         ratio = s_new * s_new
-        _, _, _, beta_new, phi_new = _profile(ratio, data, derivatives=False)
         a = data.c / (1.0 + data.c * ratio)
         b_new = np.where(real[:, active], ratio * a * (data.zbar - beta_new), 0.0)
         eta_new = beta_new + b_new
@@ -305,11 +332,12 @@ def _fit_block(y, n, count):
         eta[:, active] = eta[:, active] + omega * update
         settled = change < ETA_TOL
         ok[active[settled]] = ratio_ok[active[settled]]
-        escaping = ~settled & (unbounded | ~(np.max(np.abs(eta_new), axis=0) < DIVERGED_ETA))
+        escaping = ~settled & (unbounded | ~(np.max(np.abs(eta[:, active]), axis=0) < DIVERGED_ETA))
         diverged[active[escaping]] = True
         active = active[~settled & ~escaping & (iters[active] < MAX_OUTER)]
 
-    beta_fit[diverged], phi_fit[diverged], s[diverged], b_fit[:, diverged] = np.nan, np.nan, np.nan, np.nan
+    beta_fit[diverged], phi_fit[diverged], s[diverged] = np.nan, np.nan, np.nan
+    b_fit[:, diverged] = np.nan
     beta[fit], sigma[fit], residual_sd[fit] = beta_fit, s * np.sqrt(phi_fit), np.sqrt(phi_fit)
     b[:, fit], converged[fit], n_iter[fit] = b_fit, ok, iters
     return beta, sigma, residual_sd, b, converged, n_iter, separated

@@ -54,6 +54,8 @@ def test_reference_covers_the_designs_the_issue_names():
                    "few_groups", "J2", "tiny_J"):
         assert design in names
     assert len(INTERIOR) >= 40 and len(BOUNDARY) >= 4 and len(RUNAWAY) == 4
+    # glmmPQL's plain iteration cycles on these; the reference damps it (make_pql_reference.R).
+    assert sum(e["damped"] for e in INTERIOR) >= 3
 
 
 @pytest.mark.parametrize("entry", INTERIOR, ids=[e["name"] for e in INTERIOR])
@@ -101,6 +103,14 @@ def test_one_trial_per_group_runs_away_as_glmmPQL_does(entry, batch_fit):
     assert not batch_fit.converged[row] and not batch_fit.separated[row]
     assert np.isnan([batch_fit.beta[row], batch_fit.sigma[row], batch_fit.residual_sd[row]]).all()
     assert np.isnan(batch_fit.p_hat[row]).all()
+
+
+def test_a_slope_at_zero_that_is_only_rounding_gives_a_boundary_fit():
+    # Sample variance equal to the binomial variance at the pooled p = 1/2: the ML slope in
+    # sigma^2 at 0 is exactly 0 and evaluates to ~1e-15 either side.
+    y = [4, 1, 2, 3, 1, 4, 5, 4, 3, 2, 2, 2, 4, 2, 3, 2, 3, 1, 3, 4, 1, 3, 2, 2, 4, 1, 2, 2, 2, 1]
+    fit = fit_pql(y, [5] * 30)
+    assert fit.converged and fit.sigma == 0.0 and fit.n_iter == 1
 
 
 def test_profile_derivatives_match_finite_differences():

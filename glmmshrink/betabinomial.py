@@ -39,9 +39,9 @@ STEP_TOL = 1e-10  # max |Newton step| on (logit mu, logit rho) at the optimum
 LOCAL_STEP = 1e-3  # Newton steps this short, at negative-definite curvature, skip the line search
 MAX_ITER = 200
 MAX_BACKTRACKS = 60
-RHO_START = 0.1
+RHO_START_RANGE = (0.005, 0.9)  # the moment estimate of rho, clipped, starts the ascent
 SCORE_TOL = 1e-10  # relative: a score at rho = 0 below this is rounding, i.e. zero
-BLOCK_CELLS = 1 << 20  # (max n) x replicates per block
+BLOCK_CELLS = 1 << 17  # (max n) x replicates per block: working arrays stay in cache
 
 
 @dataclass(frozen=True, repr=False)
@@ -176,7 +176,17 @@ def _ascent_direction(grad, hess):
     return step * np.minimum(1.0, 3.0 / np.maximum(largest, 1e-300)), shift == 0.0
 
 
-def _fit_block(counts, k, total_y, total_n, all_extreme):
+def _moment_rho(y, n, total_y, total_n):
+    """Moment estimate of rho from Var(y_i) = n_i mu (1 - mu)(1 + (n_i - 1) rho), summed over groups
+    (Kleinman 1973, Biometrics 29, 595-599, with unit weights); NaN when every n_i = 1."""
+    mu = total_y / total_n
+    squares = ordered_sum((y - n * mu[:, None]) ** 2, axis=1)
+    pairs = ordered_sum(n * (n - 1.0), axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (squares / (mu * (1.0 - mu)) - total_n) / pairs
+
+
+def _fit_block(counts, k, total_y, total_n, all_extreme, rho_start):
     """Newton ascent for one block; counts (3, depth, R). Returns mu, rho, value, ok, boundary, iters."""
     n_reps = total_y.size
     mu_0 = total_y / total_n
@@ -191,7 +201,7 @@ def _fit_block(counts, k, total_y, total_n, all_extreme):
 
     mu, rho, value = mu_0.copy(), np.zeros(n_reps), value_0.copy()
     ok, iters = boundary.copy(), np.zeros(n_reps, dtype=np.int64)
-    theta = np.stack([logit(mu_0), np.full(n_reps, logit(RHO_START))])
+    theta = np.stack([logit(mu_0), logit(np.clip(np.nan_to_num(rho_start), *RHO_START_RANGE))])
     active = np.nonzero(~boundary & ~all_extreme)[0]
     sub = counts[:, :, active]
     v_cur, g_cur, h_cur = _loglik(theta[:, active], sub, k)
@@ -277,6 +287,7 @@ def fit_betabinomial(y, n):
     extreme = ((y == 0) | (y == n)) | ~real
     all_extreme = extreme.all(axis=1) & (n >= 2).any(axis=1) & ~separated
 
+    rho_start = _moment_rho(y.astype(float), n.astype(float), total_y, total_n)
     mu, rho, value = np.empty(n_reps), np.empty(n_reps), np.empty(n_reps)
     converged, boundary = np.zeros(n_reps, dtype=bool), np.zeros(n_reps, dtype=bool)
     n_iter = np.zeros(n_reps, dtype=np.int64)
@@ -286,7 +297,7 @@ def fit_betabinomial(y, n):
         cols = fit[start:start + block]
         (mu[cols], rho[cols], value[cols], converged[cols], boundary[cols],
          n_iter[cols]) = _fit_block(counts[:, :, cols], k, total_y[cols], total_n[cols],
-                                    all_extreme[cols])
+                                    all_extreme[cols], rho_start[cols])
 
     # Limit rho -> 1 when every group is all-or-nothing: Beta(a, b) with a, b -> 0.
     share = (real & (y == n)).sum(axis=1) / real.sum(axis=1)

@@ -49,7 +49,9 @@ MAX_OUTER = 1000  # working-LMM fits; rare-event data contract slowly
 MAX_ETA_STEP = 5.0  # largest move of any eta in one update
 MIN_DAMPING = 1.0 / 16.0
 DIVERGED_ETA = 50.0  # |eta| beyond this: the iteration is running off to a saturated fit
-RATIO_STEP_TOL = 1e-12  # relative Newton step in s = sqrt(lam) that ends one working fit
+# A Newton step in s = sqrt(lam) below this (relative), at negative curvature, is the last of a
+# working fit: the profile is locally quadratic, so after it s is exact to ~1e-14.
+RATIO_STEP_TOL = 1e-7
 LOCAL_STEP = 0.05  # relative Newton steps this short, at negative curvature, skip the line search
 BOUNDARY_SLOPE_TOL = 1e-12  # relative to sum c_i
 RATIO_MAX = 1e6  # s = sigma / sqrt(phi) beyond this: the working LMM interpolates (phi -> 0)
@@ -180,13 +182,12 @@ def _fit_working_lmm(s, data):
     """Maximise the profile over s = sqrt(lam) >= 0 for each replicate, starting from ``s``.
 
     A safeguarded Newton ascent per replicate (each with its own step length, frozen when its
-    relative Newton step falls below ``RATIO_STEP_TOL``); s = 0 is taken exactly when it is a local
+    relative Newton step falls below ``RATIO_STEP_TOL``, after taking it); s = 0 is taken exactly when it is a local
     maximum and the ascent heads toward it. Returns s, beta and phi there, whether it converged,
     and whether s ran past ``RATIO_MAX``: the profile then rises toward lam = inf (phi -> 0), which
     can happen only when the within-group sum of squares is 0, i.e. every group has y_i = 0 or n_i.
     """
     s = s.copy()
-    beta, phi = np.full(s.size, np.nan), np.full(s.size, np.nan)
     # The profile at s = 0 is needed only near the boundary; computed on demand per replicate.
     value_0, boundary_is_max = np.full(s.size, np.nan), np.zeros(s.size, dtype=bool)
     known_0 = np.zeros(s.size, dtype=bool)
@@ -195,12 +196,10 @@ def _fit_working_lmm(s, data):
         idx = idx[~known_0[idx]]
         if idx.size:
             sub = _take(data, idx)
-            v0, g0, _, b0, p0 = _profile(np.zeros(idx.size), sub)
+            v0, g0, _, _, _ = _profile(np.zeros(idx.size), sub)
             # The slope at 0 is a difference of two sums of size sum c_i; below this it is rounding.
             boundary_is_max[idx] = g0 <= BOUNDARY_SLOPE_TOL * sum_over_groups(sub.count * sub.c)
             value_0[idx], known_0[idx] = v0, True
-            at_zero = idx[s[idx] == 0.0]
-            beta[at_zero], phi[at_zero] = b0[s[idx] == 0.0], p0[s[idx] == 0.0]
 
     start_at_zero = np.nonzero(s == 0.0)[0]
     learn_boundary(start_at_zero)
@@ -214,7 +213,7 @@ def _fit_working_lmm(s, data):
             break
         sub = _take(data, active)
         s_act = s[active]
-        v_cur, g_lam, h_lam, beta[active], phi[active] = _profile(s_act * s_act, sub)
+        v_cur, g_lam, h_lam, _, _ = _profile(s_act * s_act, sub)
         grad = 2.0 * s_act * g_lam
         hess = 2.0 * g_lam + 4.0 * s_act * s_act * h_lam
         newton = hess < 0.0
@@ -232,7 +231,7 @@ def _fit_working_lmm(s, data):
         short = newton & (np.abs(step) < LOCAL_STEP * (1.0 + s_act)) & ~(finished | jump)
         moving = ~(finished | jump | short | broken)
         s_new = s_act.copy()
-        s_new[short] = s_act[short] + step[short]
+        s_new[short | finished] = s_act[short | finished] + step[short | finished]
         for _ in range(MAX_BACKTRACKS):
             idx = np.nonzero(moving)[0]
             if idx.size == 0:
@@ -257,12 +256,7 @@ def _fit_working_lmm(s, data):
         done[active[stop]] = True
         ok[active[finished | jump]] = True
         active = active[~stop]
-    # beta and phi belong to the last evaluated s; refresh where s moved since (boundary jumps,
-    # stalls, iteration limit). A finished replicate did not move.
-    moved = np.nonzero(~(ok & (s > 0.0)))[0]
-    if moved.size:
-        _, _, _, beta[moved], phi[moved] = _profile(s[moved] ** 2, _take(data, moved),
-                                                    derivatives=False)
+    _, _, _, beta, phi = _profile(s * s, data, derivatives=False)  # at the final s
     return s, beta, phi, ok, unbounded
 
 

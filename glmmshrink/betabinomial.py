@@ -6,7 +6,7 @@ Model (Skellam 1948, JRSS-B 10, 257-261; Griffiths 1973, Biometrics 29, 637-648)
     mu = a / (a + b),   rho = 1 / (a + b + 1)  (the intra-class correlation).
 
 With a = mu (1 - rho) / rho and b = (1 - mu)(1 - rho) / rho, the log-likelihood of group i is
-(Griffiths 1973, eq. 2; the form VGAM's ``betabinomial`` family maximises)::
+(Griffiths 1973; the likelihood VGAM's ``betabinomial`` family maximises)::
 
     log C(n_i, y_i) + sum_{k < y_i} log(mu (1 - rho) + k rho)
                     + sum_{k < n_i - y_i} log((1 - mu)(1 - rho) + k rho)
@@ -19,10 +19,10 @@ replicate's result is bit-identical alone or in any batch.
 
 The fit is a safeguarded Newton ascent on (logit mu, logit rho) with exact derivatives, separately
 per replicate. The boundary rho = 0 is decided by the score in rho at (mu = sum y / sum n, rho = 0),
-Tarone's (1979, Biometrika 66, 585-590) overdispersion score: when it is not positive, rho = 0 and the
-binomial MLE mu are a local maximum and are returned exactly; VGAM, on logit(rho), can only approach
-them. Group estimates are the posterior means p_i = (y_i + a) / (n_i + a + b), which equal mu at
-rho = 0.
+Tarone's (1979, Biometrika 66, 585-590) overdispersion score: when it is not positive, rho = 0
+and the binomial MLE mu are a local maximum and are returned exactly; VGAM, on logit(rho), can
+only approach them. Group estimates are the posterior means p_i = (y_i + a) / (n_i + a + b),
+which equal mu at rho = 0.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ class BetaBinomialFit:
 
 
 def _exceedance_counts(values, depth):
-    """Per replicate, the number of groups with value > k for k = 0 .. depth - 1; shape (depth, R)."""
+    """Per replicate, the number of groups with value > k, k = 0 .. depth - 1; shape (depth, R)."""
     n_reps = values.shape[0]
     flat = values.T.reshape(-1) * n_reps + np.tile(np.arange(n_reps), values.shape[1])
     tally = np.bincount(flat, minlength=(depth + 1) * n_reps)[: (depth + 1) * n_reps]
@@ -124,7 +124,7 @@ def _exceedance_counts(values, depth):
 
 
 def _loglik(theta, counts, k, derivatives=True):
-    """Log-likelihood without the log C constant, with gradient and Hessian in (logit mu, logit rho).
+    """Log-likelihood without log C, with gradient and Hessian in (logit mu, logit rho).
 
     ``counts`` stacks the exceedance counts (A, B, C) of y, n - y and n, each (depth, R).
     """
@@ -178,7 +178,7 @@ def _ascent_direction(grad, hess):
 
 def _moment_rho(y, n, total_y, total_n):
     """Moment estimate of rho from Var(y_i) = n_i mu (1 - mu)(1 + (n_i - 1) rho), summed over groups
-    (Kleinman 1973, Biometrics 29, 595-599, with unit weights); NaN when every n_i = 1."""
+    with unit weights (cf. Kleinman 1973, JASA 68, 46-54); NaN when every n_i = 1."""
     mu = total_y / total_n
     squares = ordered_sum((y - n * mu[:, None]) ** 2, axis=1)
     pairs = ordered_sum(n * (n - 1.0), axis=1)
@@ -187,7 +187,10 @@ def _moment_rho(y, n, total_y, total_n):
 
 
 def _fit_block(counts, k, total_y, total_n, all_extreme, rho_start):
-    """Newton ascent for one block; counts (3, depth, R). Returns mu, rho, value, ok, boundary, iters."""
+    """Newton ascent for one block; counts (3, depth, R).
+
+    Returns mu, rho, the log-likelihood without log C, converged, boundary and iterations.
+    """
     n_reps = total_y.size
     mu_0 = total_y / total_n
     theta_0 = np.stack([logit(mu_0), np.full(n_reps, -np.inf)])
@@ -271,7 +274,7 @@ def fit_betabinomial(y, n):
     an application to the household distribution of the total number of cases of a disease.
     Biometrics 29, 637-648. Tarone, R. E. (1979). Testing the goodness of fit of the binomial
     distribution. Biometrika 66, 585-590. Yee, T. W. (2015). Vector Generalized Linear and Additive
-    Models, section 11.3 (VGAM's ``betabinomial``).
+    Models (VGAM's ``betabinomial`` family).
     """
     y, n, was_1d = as_counts(y, n)
     n_reps = y.shape[0]
@@ -279,7 +282,7 @@ def fit_betabinomial(y, n):
     counts = np.stack([_exceedance_counts(y, depth), _exceedance_counts(n - y, depth),
                        _exceedance_counts(n, depth)])
     k = np.arange(depth, dtype=float)[:, None]
-    # log C(n_i, y_i) = sum_{k < n_i} log(k + 1) - sum_{k < y_i} log(k + 1) - sum_{k < n_i - y_i} ...
+    # log C(n_i, y_i) = sum_{k < n_i} log(k + 1) - sum_{k < y_i} ... - sum_{k < n_i - y_i} ...
     constant = ordered_sum((counts[2] - counts[0] - counts[1]) * np.log1p(k), axis=0)
     total_y, total_n = y.sum(axis=1).astype(float), n.sum(axis=1).astype(float)
     separated = (total_y == 0) | (total_y == total_n)

@@ -1,9 +1,10 @@
-"""Datasets for the PQL and beta-binomial references (make_pql_reference.R, make_betabinomial_reference.R).
+"""Datasets for the PQL and beta-binomial references (make_pql_reference.R and
+make_betabinomial_reference.R).
 
 Run from the repository root: python tests/data/make_reference_inputs.py
-It writes tests/data/reference_inputs.json: the 26 datasets of lme4_reference.json plus replicates of
-the study's simulator (glmmshrink.simulate) for the designs PQL and the beta-binomial fit find hard:
-rare events, near-zero SD, unbalanced trials, few groups, J = 1 and J = 2, and a hand-made
+It writes tests/data/reference_inputs.json: the 26 datasets of lme4_reference.json plus replicates
+of the study's simulator (glmmshrink.simulate) for the designs PQL and the beta-binomial fit find
+hard: rare events, near-zero SD, unbalanced trials, few groups, J = 1 and J = 2, and a hand-made
 underdispersed dataset whose beta-binomial MLE sits at rho = 0. Separated datasets (all y == 0 or
 all y == n) are skipped: neither estimator has a finite answer for them.
 """
@@ -52,9 +53,11 @@ def main():
     cell, seed, replicates = CYCLING
     for replicate in replicates:
         sim = simulate_replicates(cell, seed, replicate, replicate + 1)
-        datasets.append({"name": f"cycling_{replicate}", "y": sim.y[0].tolist(), "n": sim.n[0].tolist()})
+        datasets.append(
+            {"name": f"cycling_{replicate}", "y": sim.y[0].tolist(), "n": sim.n[0].tolist()})
     # Underdispersed: every group near 5/10, so the beta-binomial MLE of rho is 0 (boundary).
-    datasets.append({"name": "underdispersed", "y": [5, 5, 4, 6, 5, 5, 5, 4, 6, 5] * 2, "n": [10] * 20})
+    datasets.append(
+        {"name": "underdispersed", "y": [5, 5, 4, 6, 5, 5, 5, 4, 6, 5] * 2, "n": [10] * 20})
     (HERE / "reference_inputs.json").write_text(json.dumps({"seed": SEED, "datasets": datasets}))
 
 

@@ -16,9 +16,9 @@ mixed model (LMM) is estimated, so ``residual_sd`` = sqrt(phi) is reported besid
 Every row of group i shares eta_i, so the working LMM needs only per-group statistics:
 c_i = n_i w_i, the group mean zbar_i = eta_i + (y_i / n_i - mu_i) / w_i and the within-group
 weighted sum of squares y_i (n_i - y_i) / (n_i w_i), summed to SSW. With the variance ratio
-lam = sigma^2 / phi and a_i = c_i / (1 + c_i lam), the ML estimates given lam are closed form (the profiled likelihood
-nlme maximises, Pinheiro & Bates 2000, Mixed-Effects Models in S and S-PLUS, sections 2.2 and
-5.2, here with one random intercept and known relative weights)::
+lam = sigma^2 / phi and a_i = c_i / (1 + c_i lam), the ML estimates given lam are closed form
+(the profiled likelihood nlme maximises, Pinheiro & Bates 2000, Mixed-Effects Models in S and
+S-PLUS, sections 2.2 and 5.2, here with one random intercept and known relative weights)::
 
     beta = sum a_i zbar_i / sum a_i,   phi = (SSW + sum a_i (zbar_i - beta)^2) / N,   N = sum n_i,
 

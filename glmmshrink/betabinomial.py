@@ -36,6 +36,7 @@ from glmmshrink._objective import ordered_sum
 from glmmshrink._validate import as_counts
 
 STEP_TOL = 1e-10  # max |Newton step| on (logit mu, logit rho) at the optimum
+GAIN_TOL = 1e-15  # relative predicted gain of a Newton step at the optimum
 LOCAL_STEP = 1e-3  # Newton steps this short, at negative-definite curvature, skip the line search
 MAX_ITER = 200
 MAX_BACKTRACKS = 60
@@ -212,11 +213,14 @@ def _fit_block(counts, k, total_y, total_n, all_extreme, rho_start):
         iters[active] += 1
         step, newton = _ascent_direction(g_cur, h_cur)
         size_of_step = np.max(np.abs(step), axis=0)
-        finished = newton & (size_of_step < STEP_TOL)
+        # Converged: a tiny Newton step, or one whose predicted gain is below the rounding of
+        # the log-likelihood (a sum of up to max n terms per group; matters for n ~ 1e6).
+        gain = 0.5 * np.abs(np.sum(step * g_cur, axis=0))
+        finished = newton & ((size_of_step < STEP_TOL) | (gain < GAIN_TOL * (1.0 + np.abs(v_cur))))
         short = newton & (size_of_step < LOCAL_STEP) & ~finished
         alpha = np.ones(active.size)
         moving = ~(finished | short)
-        t_new = theta[:, active] + np.where(short, step, 0.0)
+        t_new = theta[:, active] + np.where(short | finished, step, 0.0)  # last step taken too
         for _ in range(MAX_BACKTRACKS):
             idx = np.nonzero(moving)[0]
             if idx.size == 0:
@@ -278,12 +282,6 @@ def fit_betabinomial(y, n):
     """
     y, n, was_1d = as_counts(y, n)
     n_reps = y.shape[0]
-    depth = int(n.max())
-    counts = np.stack([_exceedance_counts(y, depth), _exceedance_counts(n - y, depth),
-                       _exceedance_counts(n, depth)])
-    k = np.arange(depth, dtype=float)[:, None]
-    # log C(n_i, y_i) = sum_{k < n_i} log(k + 1) - sum_{k < y_i} ... - sum_{k < n_i - y_i} ...
-    constant = ordered_sum((counts[2] - counts[0] - counts[1]) * np.log1p(k), axis=0)
     total_y, total_n = y.sum(axis=1).astype(float), n.sum(axis=1).astype(float)
     separated = (total_y == 0) | (total_y == total_n)
     real = n > 0
@@ -291,15 +289,24 @@ def fit_betabinomial(y, n):
     all_extreme = extreme.all(axis=1) & (n >= 2).any(axis=1) & ~separated
 
     rho_start = _moment_rho(y.astype(float), n.astype(float), total_y, total_n)
-    mu, rho, value = np.empty(n_reps), np.empty(n_reps), np.empty(n_reps)
+    mu, rho, value, constant = (np.zeros(n_reps) for _ in range(4))
     converged, boundary = np.zeros(n_reps, dtype=bool), np.zeros(n_reps, dtype=bool)
     n_iter = np.zeros(n_reps, dtype=np.int64)
     fit = np.nonzero(~separated)[0]
-    block = max(64, BLOCK_CELLS // depth)
+    # Blocks keep (max n) x replicates near BLOCK_CELLS; each has its own depth, max n_i in it.
+    block = max(1, BLOCK_CELLS // int(n.max()))
     for start in range(0, fit.size, block):
         cols = fit[start:start + block]
+        y_block, n_block = y[cols], n[cols]
+        depth = int(n_block.max())
+        counts = np.stack([_exceedance_counts(y_block, depth),
+                           _exceedance_counts(n_block - y_block, depth),
+                           _exceedance_counts(n_block, depth)])
+        k = np.arange(depth, dtype=float)[:, None]
+        # log C(n_i, y_i) = sum_{k < n_i} log(k + 1) - sum_{k < y_i} ... - sum_{k < n_i - y_i} ...
+        constant[cols] = ordered_sum((counts[2] - counts[0] - counts[1]) * np.log1p(k), axis=0)
         (mu[cols], rho[cols], value[cols], converged[cols], boundary[cols],
-         n_iter[cols]) = _fit_block(counts[:, :, cols], k, total_y[cols], total_n[cols],
+         n_iter[cols]) = _fit_block(counts, k, total_y[cols], total_n[cols],
                                     all_extreme[cols], rho_start[cols])
 
     # Limit rho -> 1 when every group is all-or-nothing: Beta(a, b) with a, b -> 0.

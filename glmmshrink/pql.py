@@ -87,6 +87,10 @@ class PqlFit:
         Group estimates expit(beta + b).
     converged, separated : ndarray of bool, shape (R,)
         Reached the fixed point; all trials failed or all succeeded (no finite estimate).
+    damped : ndarray of bool, shape (R,)
+        Some update was damped or capped, not glmmPQL's plain eta <- beta + b. It is set on every
+        reference dataset on which glmmPQL's own iteration cycles (there ``MASS::glmmPQL`` returns
+        an arbitrary iterate) and on a few where the plain iteration would still have converged.
     n_iter : ndarray of int, shape (R,)
         Working LMM fits (glmmPQL's iterations).
     n_groups : ndarray of int, shape (R,)
@@ -100,6 +104,7 @@ class PqlFit:
     p_hat: np.ndarray
     converged: np.ndarray
     separated: np.ndarray
+    damped: np.ndarray
     n_iter: np.ndarray
     n_groups: np.ndarray
 
@@ -110,7 +115,9 @@ class PqlFit:
         )
         if np.ndim(self.beta) == 0:
             note = ("separation: all trials failed or all succeeded" if self.separated
-                    else "converged" if self.converged else "did not reach the fixed point")
+                    else "did not reach the fixed point" if not self.converged
+                    else "converged with damped steps (glmmPQL's own iteration may cycle here)"
+                    if self.damped else "converged")
             return header + (
                 "Random effects:\n Groups   Name        Std.Dev.\n"
                 f" group    (Intercept) {self.sigma:.4f}\n"
@@ -127,7 +134,8 @@ class PqlFit:
             return f"mean {np.mean(values[fitted]):.4f}  sd {np.std(values[fitted]):.4f}"
 
         return header + (
-            f"{self.beta.size} datasets: {int(self.converged.sum())} converged, "
+            f"{self.beta.size} datasets: {int(self.converged.sum())} converged "
+            f"({int((self.converged & self.damped).sum())} with damped steps), "
             f"{int((fitted & (self.sigma == 0)).sum())} at sigma = 0, "
             f"{int(self.separated.sum())} separated\n"
             f"  beta  {mean_sd(self.beta)}\n  sigma {mean_sd(self.sigma)}\n"
@@ -288,11 +296,11 @@ def _fit_block(y, n, count):
     beta = np.where(separated, np.where(total_y == 0, -np.inf, np.inf), np.nan)
     sigma, residual_sd = np.full(n_reps, np.nan), np.full(n_reps, np.nan)
     b = np.full(y.shape, np.nan)
-    converged = np.zeros(n_reps, dtype=bool)
+    converged, damped = np.zeros(n_reps, dtype=bool), np.zeros(n_reps, dtype=bool)
     n_iter = np.zeros(n_reps, dtype=np.int64)
     fit = np.nonzero(~separated)[0]
     if fit.size == 0:
-        return beta, sigma, residual_sd, b, converged, n_iter, separated
+        return beta, sigma, residual_sd, b, converged, n_iter, separated, damped
 
     y, n, count, real = y[:, fit], n[:, fit], count[:, fit], real[:, fit]
     n_rows = total_n[fit]
@@ -308,6 +316,7 @@ def _fit_block(y, n, count):
     damping = np.ones(fit.size)
     last_change = np.full(fit.size, np.inf)
     last_update = np.zeros_like(eta)
+    modified = np.zeros(fit.size, dtype=bool)
     active = np.arange(fit.size)
     while active.size:
         iters[active] += 1
@@ -331,6 +340,7 @@ def _fit_block(y, n, count):
         last_change[active], last_update[:, active] = change, update
         omega = np.minimum(damping[active], MAX_ETA_STEP / np.maximum(change, MAX_ETA_STEP))
         eta[:, active] = eta[:, active] + omega * update
+        modified[active] |= omega < 1.0
         settled = change < ETA_TOL
         ok[active[settled]] = ratio_ok[active[settled]]
         escaping = ~settled & (unbounded | ~(np.max(np.abs(eta[:, active]), axis=0) < DIVERGED_ETA))
@@ -340,8 +350,8 @@ def _fit_block(y, n, count):
     beta_fit[diverged], phi_fit[diverged], s[diverged] = np.nan, np.nan, np.nan
     b_fit[:, diverged] = np.nan
     beta[fit], sigma[fit], residual_sd[fit] = beta_fit, s * np.sqrt(phi_fit), np.sqrt(phi_fit)
-    b[:, fit], converged[fit], n_iter[fit] = b_fit, ok, iters
-    return beta, sigma, residual_sd, b, converged, n_iter, separated
+    b[:, fit], converged[fit], n_iter[fit], damped[fit] = b_fit, ok, iters, modified
+    return beta, sigma, residual_sd, b, converged, n_iter, separated, damped
 
 
 def fit_pql(y, n):
@@ -395,6 +405,7 @@ def fit_pql(y, n):
     beta, sigma, residual_sd = np.empty(n_reps), np.empty(n_reps), np.empty(n_reps)
     b_rows = np.empty((n_rows, n_reps))
     converged, separated = np.empty(n_reps, dtype=bool), np.empty(n_reps, dtype=bool)
+    damped = np.empty(n_reps, dtype=bool)
     n_iter = np.empty(n_reps, dtype=np.int64)
     block = max(MIN_BLOCK_REPLICATES, BLOCK_CELLS // n_rows)
     for start in range(0, n_reps, block):
@@ -402,7 +413,7 @@ def fit_pql(y, n):
         # A runaway replicate (phi -> 0, see Notes) meets 0/0 on its way out; it ends as NaN.
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             (beta[cols], sigma[cols], residual_sd[cols], b_rows[:, cols], converged[cols],
-             n_iter[cols], separated[cols]) = _fit_block(
+             n_iter[cols], separated[cols], damped[cols]) = _fit_block(
                 groups.y[:, cols], groups.n[:, cols], groups.count[:, cols])
 
     rows, padding = np.maximum(groups.row_of_group, 0), groups.row_of_group < 0
@@ -411,7 +422,7 @@ def fit_pql(y, n):
     p_hat[separated] = np.where(padding[separated], np.nan, np.isposinf(beta[separated])[:, None])
 
     fields = dict(beta=beta, sigma=sigma, residual_sd=residual_sd, b=b, p_hat=p_hat,
-                  converged=converged, separated=separated, n_iter=n_iter)
+                  converged=converged, separated=separated, damped=damped, n_iter=n_iter)
     if was_1d:
         fields = {key: val[0] for key, val in fields.items()}
     n_groups = (n > 0).sum(axis=1)

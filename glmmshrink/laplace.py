@@ -30,6 +30,7 @@ from glmmshrink._groups import distinct_groups
 from glmmshrink._modes import conditional_modes
 from glmmshrink._objective import agq_objective, laplace_objective, log_choose, sum_over_groups
 from glmmshrink._result import GlmmFit
+from glmmshrink._standard_error import beta_standard_error
 from glmmshrink._validate import as_counts
 
 GRAD_TOL = 1e-9  # max |gradient| at an interior optimum
@@ -88,12 +89,13 @@ def _fit_block(y, n, count, nagq):
     u = np.zeros_like(y)
     value = np.zeros(n_reps)
     max_grad = np.full(n_reps, np.nan)
+    hess = np.full((3, n_reps), np.nan)
     converged = np.zeros(n_reps, dtype=bool)
     n_iter = np.zeros(n_reps, dtype=np.int64)
 
     fit = np.nonzero(~separated)[0]
     if fit.size == 0:
-        return beta, sigma, u, value, converged, max_grad, n_iter, separated
+        return beta, sigma, u, value, hess, converged, max_grad, n_iter, separated
     y, n, count = y[:, fit], n[:, fit], count[:, fit]
     zeros = np.zeros(fit.size)
 
@@ -121,7 +123,7 @@ def _fit_block(y, n, count, nagq):
         jumped = idx[to_boundary]
         if jumped.size:
             b_cur[jumped], s_cur[jumped], v_cur[jumped] = beta_0[jumped], 0.0, value_0[jumped]
-            u_cur[:, jumped] = 0.0
+            u_cur[:, jumped], h_cur[:, jumped] = 0.0, hess_0[:, jumped]
             g_cur[:, jumped] = objective(b_cur[jumped], s_cur[jumped], u_cur[:, jumped],
                                          y[:, jumped], n[:, jumped], count[:, jumped])[1]
         finished = grad_small | to_boundary
@@ -171,10 +173,10 @@ def _fit_block(y, n, count, nagq):
         still = np.concatenate([settle(acc), rej])
         active = np.sort(still[~done[still]])
 
-    beta[fit], sigma[fit], u[:, fit], value[fit] = b_cur, s_cur, u_cur, v_cur
+    beta[fit], sigma[fit], u[:, fit], value[fit], hess[:, fit] = b_cur, s_cur, u_cur, v_cur, h_cur
     converged[fit], n_iter[fit] = ok, iters
     max_grad[fit] = np.max(np.abs(g_cur), axis=0)
-    return beta, sigma, u, value, converged, max_grad, n_iter, separated
+    return beta, sigma, u, value, hess, converged, max_grad, n_iter, separated
 
 
 def fit_glmm(y, n, nagq=1):
@@ -201,9 +203,14 @@ def fit_glmm(y, n, nagq=1):
     lme4 instead reports that value minus sum_i log C(n_i, y_i) minus the saturated log-likelihood
     sum_i [y_i log(y_i / n_i) + (n_i - y_i) log(1 - y_i / n_i)] (see ``lme4_agq_loglik``).
 
+    ``beta_se`` is lme4's default ``vcov`` (``use.hessian = TRUE``): the beta block of the inverse
+    of minus the exact Hessian of the maximised objective over (beta, sigma), from the last Newton
+    iterate; at a boundary fit (sigma = 0) the binomial GLM's SE, as lme4 reports there (see
+    ``_standard_error``). It is NaN where the fit did not converge.
+
     A dataset whose trials all failed (or all succeeded) has no finite MLE: it is returned with
-    ``separated=True``, ``converged=False``, beta = -inf (+inf), sigma, b and b_sd NaN, p_hat 0 (1)
-    and loglik 0, the supremum. Input errors raise ``ValueError``.
+    ``separated=True``, ``converged=False``, beta = -inf (+inf), sigma, beta_se, b and b_sd NaN,
+    p_hat 0 (1) and loglik 0, the supremum. Input errors raise ``ValueError``.
     """
     if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)) or nagq < 1:
         raise ValueError(f"nagq must be an integer >= 1, got {nagq!r}")
@@ -215,13 +222,14 @@ def fit_glmm(y, n, nagq=1):
 
     beta, sigma = np.empty(n_reps), np.empty(n_reps)
     u, value, max_grad = np.empty((n_rows, n_reps)), np.empty(n_reps), np.empty(n_reps)
+    hess = np.empty((3, n_reps))
     converged, separated = np.empty(n_reps, dtype=bool), np.empty(n_reps, dtype=bool)
     n_iter = np.empty(n_reps, dtype=np.int64)
     block = max(MIN_BLOCK_REPLICATES, BLOCK_CELLS // n_rows)
     for start in range(0, n_reps, block):
         cols = slice(start, start + block)
-        (beta[cols], sigma[cols], u[:, cols], value[cols], converged[cols], max_grad[cols],
-         n_iter[cols], separated[cols]) = _fit_block(
+        (beta[cols], sigma[cols], u[:, cols], value[cols], hess[:, cols], converged[cols],
+         max_grad[cols], n_iter[cols], separated[cols]) = _fit_block(
             groups.y[:, cols], groups.n[:, cols], groups.count[:, cols], nagq
         )
 
@@ -230,7 +238,12 @@ def fit_glmm(y, n, nagq=1):
 
     p_mode = expit(beta + sigma * u)
     b_rows = sigma * u
-    b_sd_rows = sigma / np.sqrt(1.0 + sigma**2 * groups.n * p_mode * (1.0 - p_mode))
+    weight_rows = groups.n * p_mode * (1.0 - p_mode)
+    b_sd_rows = sigma / np.sqrt(1.0 + sigma**2 * weight_rows)
+    conditional_information = sum_over_groups(
+        groups.count * weight_rows / (1.0 + sigma**2 * weight_rows)
+    )
+    beta_se = np.where(converged, beta_standard_error(hess, sigma, conditional_information), np.nan)
     rows, padding = np.maximum(groups.row_of_group, 0), groups.row_of_group < 0
     b = np.where(padding, np.nan, np.take_along_axis(b_rows.T, rows, axis=1))
     b_sd = np.where(padding, np.nan, np.take_along_axis(b_sd_rows.T, rows, axis=1))
@@ -238,7 +251,7 @@ def fit_glmm(y, n, nagq=1):
     p_hat[separated] = np.where(padding[separated], np.nan, np.isposinf(beta[separated])[:, None])
 
     fields = dict(
-        beta=beta, sigma=sigma, b=b, b_sd=b_sd, p_hat=p_hat, loglik=loglik,
+        beta=beta, beta_se=beta_se, sigma=sigma, b=b, b_sd=b_sd, p_hat=p_hat, loglik=loglik,
         converged=converged, singular=~separated & (sigma < SINGULAR_TOL),
         separated=separated, max_grad=max_grad, n_iter=n_iter,
     )

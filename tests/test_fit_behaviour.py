@@ -73,7 +73,7 @@ def test_batch_independence_bit_identical():
     n[5, 20:] = 0  # a replicate with fewer groups (padding)
     y[5, 20:] = 0
     full = fit_glmm(y, n)
-    fields = ("beta", "sigma", "b", "b_sd", "p_hat", "loglik", "converged", "max_grad", "n_iter")
+    fields = ("beta", "beta_se", "sigma", "b", "b_sd", "p_hat", "loglik", "converged", "max_grad", "n_iter")
     for rows in (np.arange(1), np.arange(5, 9), rng.permutation(300)[:77], np.arange(299, 300)):
         part = fit_glmm(y[rows], n[rows])
         for field in fields:
@@ -144,6 +144,6 @@ def test_result_shapes_and_summary():
     assert fit.beta.shape == (2,) and fit.b.shape == (2, 3)
     assert fit.n_groups.tolist() == [3, 2]
     text = repr(fit_glmm([1, 2, 3, 4], [5, 5, 5, 5]))
-    assert "Random effects" in text and "(Intercept)" in text and "logLik" in text
+    assert "Random effects" in text and "(Intercept)" in text and "logLik" in text and "Std. Error" in text
     assert "2 datasets" in repr(fit)
     assert "nAGQ = 9" in repr(fit_glmm([1, 2, 3, 4], [5, 5, 5, 5], nagq=9))

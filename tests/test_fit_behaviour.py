@@ -125,8 +125,19 @@ def test_analytic_derivatives_match_finite_differences(objective):
     fd_grad, fd_hess = _finite_difference(objective, beta, sigma, y, n, count)
     np.testing.assert_allclose(grad[:, 0], fd_grad, rtol=1e-6)
     fd_hess_vec = np.array([fd_hess[0, 0], 0.5 * (fd_hess[0, 1] + fd_hess[1, 0]), fd_hess[1, 1]])
-    rtol = 1e-5 if objective is laplace_objective else 1e-3  # AGQ: information identity
-    np.testing.assert_allclose(hess[:, 0], fd_hess_vec, rtol=rtol)
+    np.testing.assert_allclose(hess[:, 0], fd_hess_vec, rtol=1e-5)  # both Hessians are exact
+
+
+def test_one_node_agq_is_the_laplace_objective():
+    rng = np.random.default_rng(2)
+    n = rng.integers(0, 30, size=(6, 40)).astype(float)
+    y = rng.binomial(n.astype(int), 0.35).astype(float)
+    count = rng.integers(1, 4, size=(6, 40)).astype(float)
+    beta, sigma = rng.normal(0.0, 1.0, 40), rng.uniform(0.05, 4.0, 40)
+    u, _ = conditional_modes(beta, sigma, y, n)
+    for laplace, one_node in zip(laplace_objective(beta, sigma, u, y, n, count),
+                                 agq_objective(beta, sigma, u, y, n, count, 1)):
+        np.testing.assert_allclose(one_node, laplace, rtol=1e-12, atol=1e-12)
 
 
 def test_modes_solve_the_score_equation_even_far_in_the_tails():

@@ -5,7 +5,8 @@ Run:  python benchmarks/bench_agq.py [--reps 2000] [--rounds 5] [--baseline DIR]
 Designs (the study's simulator, issue 11): the seed question (I = 30, J = 10, p0 = 0.7, sd = 1)
 and an unbalanced I = 30 design with n_i uniform on 2..50. Each round times Laplace then AGQ on
 each design, interleaved, in a fresh process with BLAS/OpenMP threads pinned to 1; the table shows
-the best round. With ``--baseline DIR`` (a directory holding another ``glmmshrink`` package, e.g.
+the best round. Times are the process's CPU time (user + system, ``time.process_time``), which a
+shared, oversubscribed machine inflates far less than wall time; page faults count in it. With ``--baseline DIR`` (a directory holding another ``glmmshrink`` package, e.g.
 ``git archive <commit> glmmshrink | tar -x -C DIR``) the rounds alternate between that tree and
 this one, so before/after figures and ratios come from one run on the same machine state.
 """
@@ -45,9 +46,9 @@ def worker(reps):
     seconds, checks = {}, {}
     for label, sample in data.items():
         for method, nagq in METHODS.items():
-            start = time.perf_counter()
+            start = time.process_time()
             fit = fit_glmm(sample.y, sample.n, nagq=nagq)
-            seconds[f"{label}|{method}"] = (time.perf_counter() - start) / reps
+            seconds[f"{label}|{method}"] = (time.process_time() - start) / reps
             checks[f"{label}|{method}"] = float(fit.converged.mean())
     print(json.dumps({"seconds": seconds, "converged": checks}))
 
@@ -83,7 +84,7 @@ def main():
             for key, value in result["seconds"].items():
                 best[name][key] = min(best[name].get(key, float("inf")), value)
     print(f"fit_glmm, {args.reps} replicates per design, best of {args.rounds} interleaved rounds, "
-          "one thread; ms per replicate")
+          "one thread; CPU ms per replicate")
     print(f"{'tree':9s} {'design':30s} {'Laplace':>9s} {'AGQ-25':>9s} {'ratio':>7s}  converged")
     for name in trees:
         for label in DESIGNS:

@@ -159,51 +159,101 @@ def gauss_hermite_rule(n_nodes):
     return nodes, np.log(weights) + nodes**2
 
 
-# Node sums of _node_sums: (first index, number of powers c^0, c^1, ...) of e, e r, e r^2, e w.
-_SUM_FAMILIES = ((0, 5), (5, 4), (9, 3), (12, 3))
+# _node_sums's rows: for each power j of c, the node sums of e c^j, e r c^j and e z c^j that the
+# derivatives need (powers 0-2 of all three, 3 of e and e r, 4 of e), z = r^2 - w.
+_ROWS_OF_POWER = (slice(0, 3), slice(3, 6), slice(6, 9), slice(9, 11), slice(11, 12))
+_N_SUMS = 12
 
 
-def _node_terms(offset, log_weight, beta, sigma, u, scale, y, n, h_mode):
-    """e, e r, e r^2 and e w at the node v = u + offset * scale of every group."""
-    v = u + offset * scale
-    eta = beta + sigma * v
-    tail = np.exp(-np.abs(eta))  # e^{-|eta|} cannot overflow; expit and log1p(e^eta) follow
-    inv = 1.0 / (1.0 + tail)
-    minor = tail * inv  # min(p, 1 - p)
-    resid = y - n * np.where(eta >= 0.0, inv, minor)
-    log1p_exp = np.maximum(eta, 0.0) + np.log1p(tail)
-    weight = np.exp((y * eta - n * log1p_exp - 0.5 * v * v - h_mode) + log_weight)
-    weighted_resid = weight * resid
-    return weight, weighted_resid, weighted_resid * resid, weight * (n * (minor * inv))
+class _NodeWork:
+    """Scratch arrays for one pass over the nodes, reused by every node (no temporaries)."""
+
+    def __init__(self, shape):
+        self.v, self.eta, self.tail, self.inv, self.minor, self.step, self.resid, self.log_term = (
+            np.empty(shape) for _ in range(8)
+        )
+
+
+def _node_terms(offset, log_weight, beta, sigma, u, scale, y, n, h_mode, work, out):
+    """Write e, e r and e (r^2 - w) at the node v = u + offset * scale of every group into ``out``.
+
+    Logistic terms come from e^{-|eta|}, which cannot overflow: with H = [eta >= 0],
+    p = minor + H (inv - minor) and log(1 + e^eta) = H eta + log1p(e^{-|eta|}), where
+    inv = 1 / (1 + e^{-|eta|}) and minor = e^{-|eta|} inv = min(p, 1 - p).
+    """
+    v, eta, tail, inv, minor, step, resid, log_term = (
+        work.v, work.eta, work.tail, work.inv, work.minor, work.step, work.resid, work.log_term
+    )
+    np.multiply(scale, offset, out=v)
+    v += u
+    np.multiply(v, sigma, out=eta)
+    eta += beta
+    np.abs(eta, out=tail)
+    np.negative(tail, out=tail)
+    np.exp(tail, out=tail)
+    np.add(tail, 1.0, out=inv)
+    np.divide(1.0, inv, out=inv)
+    np.multiply(tail, inv, out=minor)
+    np.greater_equal(eta, 0.0, out=step, casting="unsafe")  # H as 0.0 / 1.0
+    np.subtract(inv, minor, out=resid)
+    resid *= step
+    resid += minor  # p
+    # log_term = y eta - n log(1 + e^eta) - v^2 / 2 - h(u) + log(w_k) + z_k^2
+    np.log1p(tail, out=tail)
+    step *= eta
+    tail += step
+    tail *= n
+    np.multiply(y, eta, out=log_term)
+    log_term -= tail
+    np.multiply(v, v, out=v)
+    v *= 0.5
+    log_term -= v
+    log_term -= h_mode
+    log_term += log_weight
+    weight, weighted_resid, weighted_excess = out
+    np.exp(log_term, out=weight)
+    np.multiply(n, resid, out=resid)
+    np.subtract(y, resid, out=resid)
+    np.multiply(weight, resid, out=weighted_resid)
+    # z = r^2 - w, w = n p (1 - p) = n minor inv
+    resid *= resid
+    np.multiply(minor, inv, out=minor)
+    minor *= n
+    resid -= minor
+    np.multiply(weight, resid, out=weighted_excess)
 
 
 def _node_sums(beta, sigma, u, scale, y, n, h_mode, n_nodes):
-    """The 15 node sums sum_k X_k c_k^j that the AGQ value, gradient and Hessian need.
+    """The 12 node sums sum_k X_k c_k^j that the AGQ value, gradient and Hessian need.
 
     Node k sits at v_k = u + c_k scale, c_k = sqrt(2) z_k. Its weight is
     e_k = w_k e^{z_k^2} exp(h(v_k) - h(u)), the integrand relative to its value at the mode, so
-    e_k <= w_k e^{z_k^2} never overflows; r_k = y - n p_k and w_k = n p_k (1 - p_k). X is e (powers
-    0-4), e r (0-3), e r^2 (0-2) and e w (0-2). The rule is symmetric, so nodes are visited in
-    pairs +-c_k: even powers take the pair's sum, odd powers its difference.
+    e_k <= w_k e^{z_k^2} never overflows; r_k = y - n p_k and z_k = r_k^2 - n p_k (1 - p_k). X is
+    e (powers 0-4), e r (0-3) and e z (0-2), stored by power (``_ROWS_OF_POWER``). The rule is
+    symmetric, so nodes are visited in pairs +-c_k: even powers take the pair's sum, odd powers
+    its difference. Every operation is elementwise, in a fixed order.
     """
     nodes, log_weights = gauss_hermite_rule(n_nodes)
-    args = (beta, sigma, u, scale, y, n, h_mode)
-    sums = [np.zeros_like(u) for _ in range(15)]
+    args = (beta, sigma, u, scale, y, n, h_mode, _NodeWork(u.shape))
+    sums = np.zeros((_N_SUMS,) + u.shape)
+    plus, minus, odd, scaled = (np.empty((3,) + u.shape) for _ in range(4))
     for k in range(n_nodes // 2):  # hermgauss is ascending and exactly symmetric
         offset = -np.sqrt(2.0) * nodes[k]
-        plus = _node_terms(offset, log_weights[k], *args)
-        minus = _node_terms(-offset, log_weights[k], *args)
-        for (first, n_powers), at_plus, at_minus in zip(_SUM_FAMILIES, plus, minus):
-            even, odd = at_plus + at_minus, at_plus - at_minus
-            sums[first] += even
-            power = offset
-            for j in range(1, n_powers):
-                sums[first + j] += (odd if j % 2 else even) * power
-                power = power * offset
+        _node_terms(offset, log_weights[k], *args, out=plus)
+        _node_terms(-offset, log_weights[k], *args, out=minus)
+        np.subtract(plus, minus, out=odd)
+        even = np.add(plus, minus, out=plus)
+        sums[_ROWS_OF_POWER[0]] += even
+        power = offset
+        for j, rows in enumerate(_ROWS_OF_POWER[1:], start=1):
+            source = odd if j % 2 else even
+            width = rows.stop - rows.start
+            np.multiply(source[:width], power, out=scaled[:width])
+            sums[rows] += scaled[:width]
+            power = power * offset
     if n_nodes % 2:
-        centre = _node_terms(0.0, log_weights[n_nodes // 2], *args)
-        for (first, _), at_centre in zip(_SUM_FAMILIES, centre):
-            sums[first] += at_centre
+        _node_terms(0.0, log_weights[n_nodes // 2], *args, out=plus)
+        sums[_ROWS_OF_POWER[0]] += plus
     return sums
 
 
@@ -216,8 +266,11 @@ def _poly_mul(a, b):
     return out
 
 
-def _poly_add(a, b):
-    return [a_i + b_i for a_i, b_i in zip(a, b)]
+def _poly_sub(a, b):
+    """a - b for coefficient sequences of any lengths."""
+    if len(a) < len(b):
+        a = list(a) + [0.0] * (len(b) - len(a))
+    return [a_i - b_i for a_i, b_i in zip(a, b)] + list(a[len(b):])
 
 
 def _expect(poly, moments):
@@ -240,13 +293,15 @@ def agq_objective(beta, sigma, u, y, n, count, n_nodes):
     h_i(v) = y eta - n log(1 + e^eta) - v^2 / 2, eta = beta + sigma v (Pinheiro & Bates 1995).
     The derivatives are exact derivatives of this k-node sum with the nodes moving with the mode
     u(theta) and scale s(theta). With pi_k the normalised node weights and
-    G_k = dh(v_k(theta), theta)/dtheta = r_k eta_k' - v_k v_k':
+    G_k = dh(v_k(theta), theta)/dtheta = r_k eta_k' - v_k v_k' (r_k = y - n p_k):
 
         grad A_i = (log s_i)' + E_pi[G],
         hess A_i = (log s_i)'' + Cov_pi(G, G) + E_pi[dG/dtheta],
+        dG/dtheta = -w_k eta_k' eta_k'^T + r_k eta_k'' - v_k' v_k'^T - v_k v_k'',
 
-    where v_k' = u' + c_k s', eta_k' and their second derivatives are polynomials in c_k with
-    per-group coefficients, so every node average reduces to the 15 sums of :func:`_node_sums`.
+    where v_k' = u' + c_k s', eta_k' = d(beta + sigma v_k)/dtheta and their second derivatives are
+    polynomials in c_k with per-group coefficients; so every node average is a combination of the
+    12 node sums of :func:`_node_sums`, the terms in w_k and r_k^2 sharing eta' eta'^T.
     """
     s = sigma
     d = _mode_derivatives(beta, s, u, y, n)
@@ -254,9 +309,13 @@ def agq_objective(beta, sigma, u, y, n, count, n_nodes):
     scale = 1.0 / np.sqrt(d.D)
     h_mode = y * d.eta - n * _log1p_exp(d.eta) - 0.5 * u * u
     sums = _node_sums(beta, s, u, scale, y, n, h_mode, n_nodes)
-    mass = sums[0]
-    moments = [total / mass for total in sums]
-    plain, resid, resid_sq, weight = (moments[first:first + k] for first, k in _SUM_FAMILIES)
+    mass = sums[0].copy()
+    sums /= mass
+    # Node averages E[X c^j] of X = 1, r and r^2 - w, for j = 0, 1, ...
+    plain, resid, excess = (
+        [sums[rows][family] for rows in _ROWS_OF_POWER if rows.stop - rows.start > family]
+        for family in range(3)
+    )
 
     # d(scale) = scale d(log scale); d2(scale) = scale (d2 log scale + (d log scale)^2).
     lb, ls = log_scale_grad
@@ -280,21 +339,25 @@ def agq_objective(beta, sigma, u, y, n, count, n_nodes):
     hess = []
     for pair, log_scale_pair in zip(("bb", "bs", "ss"), log_scale_hess):
         first, second = pair
-        eta_eta = _poly_mul(eta_d[first], eta_d[second])
-        score_product = (
-            _expect(eta_eta, resid_sq)
-            - _expect(_poly_add(_poly_mul(eta_d[first], node_times_d[second]),
-                                _poly_mul(eta_d[second], node_times_d[first])), resid)
-            + _expect(_poly_mul(node_times_d[first], node_times_d[second]), plain)
+        # E[G G'] + E[dG/dtheta] grouped by the node average each polynomial multiplies.
+        with_excess = _poly_mul(eta_d[first], eta_d[second])
+        with_resid = _poly_sub(
+            eta_dd[pair],
+            [a + b for a, b in zip(_poly_mul(eta_d[first], node_times_d[second]),
+                                   _poly_mul(eta_d[second], node_times_d[first]))],
         )
-        score_slope = (
-            _expect(eta_dd[pair], resid)
-            - _expect(eta_eta, weight)
-            - _expect(_poly_mul(node_d[first], node_d[second]), plain)
-            - _expect(_poly_mul(node, node_dd[pair]), plain)
+        with_plain = _poly_sub(
+            _poly_sub(_poly_mul(node_times_d[first], node_times_d[second]),
+                      _poly_mul(node_d[first], node_d[second])),
+            _poly_mul(node, node_dd[pair]),
         )
-        covariance = score_product - mean_score[first] * mean_score[second]
-        hess.append(log_scale_pair + covariance + score_slope)
+        hess.append(
+            log_scale_pair
+            + _expect(with_excess, excess)
+            + _expect(with_resid, resid)
+            + _expect(with_plain, plain)
+            - mean_score[first] * mean_score[second]
+        )
 
     per_group = np.stack(
         [

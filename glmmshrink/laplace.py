@@ -30,6 +30,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import expit, logit, xlogy
 
+from glmmshrink._allocator import keep_temporaries_in_heap
 from glmmshrink._groups import distinct_groups
 from glmmshrink._modes import conditional_modes
 from glmmshrink._objective import agq_objective, laplace_objective, log_choose, sum_over_groups
@@ -291,6 +292,7 @@ def fit_glmm(y, n, nagq=1):
         raise ValueError(f"nagq must be an integer >= 1, got {nagq!r}")
     nagq = int(nagq)
     y, n, was_1d = as_counts(y, n)
+    keep_temporaries_in_heap()
     n_reps = y.shape[0]
     groups = distinct_groups(y, n)
     n_rows = groups.y.shape[0]

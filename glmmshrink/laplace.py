@@ -44,6 +44,7 @@ SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on sigma
 MAX_ITER = 100
 MAX_BACKTRACKS = 40
 SIGMA_START = 1.0  # lme4's starting theta
+AGQ_START_GRAD_TOL = 1e-3  # Laplace precision enough to start AGQ (its optimum is ~1e-2 away)
 LAPLACE_TRUST_SIGMA = 5.0  # above it AGQ also starts from SIGMA_START (see _agq_ascent)
 BLOCK_CELLS = 32_768  # distinct groups x replicates per block: working arrays stay in cache
 MIN_BLOCK_REPLICATES = 64  # amortises the per-iteration Python overhead (25 nodes for AGQ)
@@ -88,11 +89,11 @@ class _Ascent(NamedTuple):
     n_iter: np.ndarray
 
 
-def _ascend(objective, y, n, count, beta, sigma, u, boundary):
+def _ascend(objective, y, n, count, beta, sigma, u, boundary, grad_tol=GRAD_TOL):
     """Safeguarded Newton ascent on (beta, sigma) from the given start, per replicate.
 
     Each replicate keeps its own step length, backtracks on its own and freezes once its gradient
-    is below GRAD_TOL, or when it jumps to the sigma = 0 maximum (see the module docstring).
+    is below ``grad_tol``, or when it jumps to the sigma = 0 maximum (see the module docstring).
     """
     b_cur, s_cur = beta.copy(), sigma.copy()
     u_cur, _ = conditional_modes(b_cur, s_cur, y, n, u)
@@ -106,7 +107,7 @@ def _ascend(objective, y, n, count, beta, sigma, u, boundary):
 
     def settle(idx):
         """Freeze replicates that converged or jump to a boundary optimum; return the rest."""
-        grad_small = np.max(np.abs(g_cur[:, idx]), axis=0) < GRAD_TOL
+        grad_small = np.max(np.abs(g_cur[:, idx]), axis=0) < grad_tol
         to_boundary = (
             boundary.is_max[idx] & (step[1, idx] < 0) & (boundary.value[idx] >= v_cur[idx])
             & ~grad_small
@@ -242,7 +243,7 @@ def _fit_block(y, n, count, nagq):
     boundary = _Boundary(beta_0, value_0, hess_0, hess_0[2] <= 1e-9 * np.maximum(1.0, -hess_0[0]))
 
     fitted = _ascend(laplace_objective, y, n, count, beta_0, np.full(fit.size, SIGMA_START),
-                     np.zeros_like(y), boundary)
+                     np.zeros_like(y), boundary, GRAD_TOL if nagq == 1 else AGQ_START_GRAD_TOL)
     laplace_iterations = fitted.n_iter
     if nagq > 1:
         objective = partial(agq_objective, n_nodes=nagq)

@@ -162,7 +162,8 @@ def gauss_hermite_rule(n_nodes):
 # _node_sums's rows: for each power j of c, the node sums of e c^j, e r c^j and e z c^j that the
 # derivatives need (powers 0-2 of all three, 3 of e and e r, 4 of e), z = r^2 - w.
 _ROWS_OF_POWER = (slice(0, 3), slice(3, 6), slice(6, 9), slice(9, 11), slice(11, 12))
-_N_SUMS = 12
+# The gradient alone needs e c^j for powers 0-2 and e r c^j for powers 0-1.
+_GRADIENT_ROWS_OF_POWER = (slice(0, 2), slice(2, 4), slice(4, 5))
 
 
 class _NodeWork:
@@ -175,7 +176,7 @@ class _NodeWork:
 
 
 def _node_terms(offset, log_weight, beta, sigma, u, scale, y, n, h_mode, work, out):
-    """Write e, e r and e (r^2 - w) at the node v = u + offset * scale of every group into ``out``.
+    """Write e, e r and (if ``out`` has three rows) e (r^2 - w) at node v = u + offset * scale.
 
     Logistic terms come from e^{-|eta|}, which cannot overflow: with H = [eta >= 0],
     p = minor + H (inv - minor) and log(1 + e^eta) = H eta + log1p(e^{-|eta|}), where
@@ -210,42 +211,46 @@ def _node_terms(offset, log_weight, beta, sigma, u, scale, y, n, h_mode, work, o
     log_term -= v
     log_term -= h_mode
     log_term += log_weight
-    weight, weighted_resid, weighted_excess = out
+    weight, weighted_resid = out[0], out[1]
     np.exp(log_term, out=weight)
     np.multiply(n, resid, out=resid)
     np.subtract(y, resid, out=resid)
     np.multiply(weight, resid, out=weighted_resid)
+    if len(out) < 3:
+        return
     # z = r^2 - w, w = n p (1 - p) = n minor inv
     resid *= resid
     np.multiply(minor, inv, out=minor)
     minor *= n
     resid -= minor
-    np.multiply(weight, resid, out=weighted_excess)
+    np.multiply(weight, resid, out=out[2])
 
 
-def _node_sums(beta, sigma, u, scale, y, n, h_mode, n_nodes):
+def _node_sums(beta, sigma, u, scale, y, n, h_mode, n_nodes, rows_of_power=_ROWS_OF_POWER):
     """The 12 node sums sum_k X_k c_k^j that the AGQ value, gradient and Hessian need.
 
     Node k sits at v_k = u + c_k scale, c_k = sqrt(2) z_k. Its weight is
     e_k = w_k e^{z_k^2} exp(h(v_k) - h(u)), the integrand relative to its value at the mode, so
     e_k <= w_k e^{z_k^2} never overflows; r_k = y - n p_k and z_k = r_k^2 - n p_k (1 - p_k). X is
-    e (powers 0-4), e r (0-3) and e z (0-2), stored by power (``_ROWS_OF_POWER``). The rule is
-    symmetric, so nodes are visited in pairs +-c_k: even powers take the pair's sum, odd powers
-    its difference. Every operation is elementwise, in a fixed order.
+    e (powers 0-4), e r (0-3) and e z (0-2), stored by power (``rows_of_power``; the first five
+    of them with ``_GRADIENT_ROWS_OF_POWER``). The rule is symmetric, so nodes are visited in pairs
+    +-c_k: even powers take the pair's sum, odd powers its difference. Every operation is
+    elementwise, in a fixed order.
     """
     nodes, log_weights = gauss_hermite_rule(n_nodes)
     args = (beta, sigma, u, scale, y, n, h_mode, _NodeWork(u.shape))
-    sums = np.zeros((_N_SUMS,) + u.shape)
-    plus, minus, odd, scaled = (np.empty((3,) + u.shape) for _ in range(4))
+    n_families = rows_of_power[0].stop
+    sums = np.zeros((rows_of_power[-1].stop,) + u.shape)
+    plus, minus, odd, scaled = (np.empty((n_families,) + u.shape) for _ in range(4))
     for k in range(n_nodes // 2):  # hermgauss is ascending and exactly symmetric
         offset = -np.sqrt(2.0) * nodes[k]
         _node_terms(offset, log_weights[k], *args, out=plus)
         _node_terms(-offset, log_weights[k], *args, out=minus)
         np.subtract(plus, minus, out=odd)
         even = np.add(plus, minus, out=plus)
-        sums[_ROWS_OF_POWER[0]] += even
+        sums[rows_of_power[0]] += even
         power = offset
-        for j, rows in enumerate(_ROWS_OF_POWER[1:], start=1):
+        for j, rows in enumerate(rows_of_power[1:], start=1):
             source = odd if j % 2 else even
             width = rows.stop - rows.start
             np.multiply(source[:width], power, out=scaled[:width])
@@ -253,7 +258,7 @@ def _node_sums(beta, sigma, u, scale, y, n, h_mode, n_nodes):
             power = power * offset
     if n_nodes % 2:
         _node_terms(0.0, log_weights[n_nodes // 2], *args, out=plus)
-        sums[_ROWS_OF_POWER[0]] += plus
+        sums[rows_of_power[0]] += plus
     return sums
 
 
@@ -281,11 +286,12 @@ def _expect(poly, moments):
     return total
 
 
-def agq_objective(beta, sigma, u, y, n, count, n_nodes):
+def agq_objective(beta, sigma, u, y, n, count, n_nodes, hessian=True):
     """Adaptive Gauss-Hermite log-likelihood, gradient and Hessian in (beta, sigma).
 
     Same parameters and returns as :func:`laplace_objective`, plus ``n_nodes`` (k >= 1); with one
-    node all three equal the Laplace ones. Group i contributes
+    node all three equal the Laplace ones. With ``hessian=False`` the Hessian is None and costs
+    nothing. Group i contributes
 
         A_i = log( s_i / sqrt(pi) * sum_k w_k e^{z_k^2} exp(h_i(v_k)) ),
 
@@ -308,12 +314,13 @@ def agq_objective(beta, sigma, u, y, n, count, n_nodes):
     log_scale_grad, log_scale_hess = _log_scale_derivatives(d)
     scale = 1.0 / np.sqrt(d.D)
     h_mode = y * d.eta - n * _log1p_exp(d.eta) - 0.5 * u * u
-    sums = _node_sums(beta, s, u, scale, y, n, h_mode, n_nodes)
+    rows_of_power = _ROWS_OF_POWER if hessian else _GRADIENT_ROWS_OF_POWER
+    sums = _node_sums(beta, s, u, scale, y, n, h_mode, n_nodes, rows_of_power)
     mass = sums[0].copy()
     sums /= mass
     # Node averages E[X c^j] of X = 1, r and r^2 - w, for j = 0, 1, ...
     plain, resid, excess = (
-        [sums[rows][family] for rows in _ROWS_OF_POWER if rows.stop - rows.start > family]
+        [sums[rows][family] for rows in rows_of_power if rows.stop - rows.start > family]
         for family in range(3)
     )
 
@@ -336,6 +343,14 @@ def agq_objective(beta, sigma, u, y, n, count, n_nodes):
     mean_score = {
         key: _expect(eta_d[key], resid) - _expect(node_times_d[key], plain) for key in "bs"
     }
+    value_and_grad = [
+        -0.5 * np.log(d.D) - 0.5 * np.log(np.pi) + h_mode + np.log(mass),
+        log_scale_grad[0] + mean_score["b"],
+        log_scale_grad[1] + mean_score["s"],
+    ]
+    if not hessian:
+        totals = sum_over_groups(np.stack(value_and_grad) * count)
+        return totals[0], totals[1:3], None
     hess = []
     for pair, log_scale_pair in zip(("bb", "bs", "ss"), log_scale_hess):
         first, second = pair
@@ -359,13 +374,5 @@ def agq_objective(beta, sigma, u, y, n, count, n_nodes):
             - mean_score[first] * mean_score[second]
         )
 
-    per_group = np.stack(
-        [
-            -0.5 * np.log(d.D) - 0.5 * np.log(np.pi) + h_mode + np.log(mass),
-            log_scale_grad[0] + mean_score["b"],
-            log_scale_grad[1] + mean_score["s"],
-            *hess,
-        ]
-    )
-    totals = sum_over_groups(per_group * count)
+    totals = sum_over_groups(np.stack([*value_and_grad, *hess]) * count)
     return totals[0], totals[1:3], totals[3:6]

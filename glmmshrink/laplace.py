@@ -89,15 +89,21 @@ class _Ascent(NamedTuple):
     n_iter: np.ndarray
 
 
-def _ascend(objective, y, n, count, beta, sigma, u, boundary, grad_tol=GRAD_TOL):
+def _ascend(objective, y, n, count, beta, sigma, u, boundary, grad_tol=GRAD_TOL, start_hess=None):
     """Safeguarded Newton ascent on (beta, sigma) from the given start, per replicate.
 
     Each replicate keeps its own step length, backtracks on its own and freezes once its gradient
     is below ``grad_tol``, or when it jumps to the sigma = 0 maximum (see the module docstring).
+    With ``start_hess`` (a close stand-in for the Hessian at an interior start), the first step
+    evaluates ``objective(..., hessian=False)`` there and uses it.
     """
     b_cur, s_cur = beta.copy(), sigma.copy()
     u_cur, _ = conditional_modes(b_cur, s_cur, y, n, u)
-    v_cur, g_cur, h_cur = objective(b_cur, s_cur, u_cur, y, n, count)
+    if start_hess is None:
+        v_cur, g_cur, h_cur = objective(b_cur, s_cur, u_cur, y, n, count)
+    else:
+        v_cur, g_cur, _ = objective(b_cur, s_cur, u_cur, y, n, count, hessian=False)
+        h_cur = start_hess.copy()
     step = _newton_direction(g_cur, h_cur, s_cur)
     n_reps = b_cur.size
     alpha = np.ones(n_reps)
@@ -125,6 +131,10 @@ def _ascend(objective, y, n, count, beta, sigma, u, boundary, grad_tol=GRAD_TOL)
         return idx[~finished]
 
     active = settle(np.arange(n_reps))
+    stale = np.nonzero(done & (s_cur > 0))[0] if start_hess is not None else []
+    if len(stale):  # finished where they started: the stand-in Hessian must not be reported
+        h_cur[:, stale] = objective(b_cur[stale], s_cur[stale], u_cur[:, stale],
+                                    y[:, stale], n[:, stale], count[:, stale])[2]
     backtracks = np.zeros(n_reps, dtype=np.int64)
     while active.size:
         iters[active] += 1
@@ -176,6 +186,18 @@ def _keep_higher(fitted, candidate, idx):
     return _Ascent(*fields)
 
 
+def _combine(n_reps, pieces):
+    """One _Ascent of ``n_reps`` replicates from (replicate indices, _Ascent) pieces covering them."""
+    fields = []
+    for position in range(len(_Ascent._fields)):
+        first = pieces[0][1][position]
+        field = np.empty(first.shape[:-1] + (n_reps,), dtype=first.dtype)
+        for idx, piece in pieces:
+            field[..., idx] = piece[position]
+        fields.append(field)
+    return _Ascent(*fields)
+
+
 def _boundary_fit(objective, boundary, y, n, count):
     """The objective at the sigma = 0 fit, as an _Ascent that took no iterations."""
     zeros = np.zeros_like(boundary.beta)
@@ -195,7 +217,19 @@ def _agq_ascent(objective, y, n, count, laplace, boundary):
     interior optimum found (with one Bernoulli trial per group sigma is not identified and
     Laplace can stop at a large spurious sigma), the boundary fit wins.
     """
-    fitted = _ascend(objective, y, n, count, laplace.beta, laplace.sigma, laplace.u, boundary)
+    pieces = []
+    at_zero = np.nonzero(laplace.sigma == 0.0)[0]
+    if at_zero.size:  # sigma = 0 is a maximum of both objectives: AGQ stays there
+        pieces.append((at_zero, _boundary_fit(objective, _replicates(boundary, at_zero),
+                                              y[:, at_zero], n[:, at_zero], count[:, at_zero])))
+    interior = np.nonzero(laplace.sigma != 0.0)[0]
+    if interior.size:  # Laplace's Hessian stands in for AGQ's at the first step
+        start = _replicates(laplace, interior)
+        pieces.append((interior, _ascend(
+            objective, y[:, interior], n[:, interior], count[:, interior], start.beta,
+            start.sigma, start.u, _replicates(boundary, interior), start_hess=start.hess,
+        )))
+    fitted = _combine(laplace.beta.size, pieces)
     doubtful = np.nonzero(laplace.sigma > LAPLACE_TRUST_SIGMA)[0]
     if doubtful.size:
         y_d, n_d, count_d = y[:, doubtful], n[:, doubtful], count[:, doubtful]

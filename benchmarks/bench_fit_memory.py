@@ -3,7 +3,7 @@
 Run:  python benchmarks/bench_fit_memory.py [--reps 10000] [--groups 500] [--trials 10]
 
 Each method runs in a fresh process (peak RSS is per process) with BLAS/OpenMP threads pinned to
-1. The chunk comes from the study's simulator; the report gives the RSS with the data loaded, the
+1, importing the ``glmmshrink`` of this checkout. The chunk comes from the study's simulator; the report gives the RSS with the data loaded, the
 peak RSS of the process (``ru_maxrss``), CPU and wall time of the fit. The study's jobs must stay
 under 2 GiB at chunk_size 10,000 with I = 500 (issue 11).
 """
@@ -21,6 +21,7 @@ import resource  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 
 def _rss_mib():
@@ -62,8 +63,9 @@ def main():
     for nagq in args.nagq:
         command = [sys.executable, __file__, "--worker", str(nagq), "--reps", str(args.reps),
                    "--groups", str(args.groups), "--trials", *map(str, args.trials)]
-        result = json.loads(subprocess.run(command, capture_output=True, text=True,
-                                           check=True).stdout)
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+        result = json.loads(subprocess.run(command, capture_output=True, text=True, check=True,
+                                           env=env).stdout)
         print(f"nagq={nagq:2d}: data loaded {result['loaded_mib']:7.0f} MiB, peak RSS "
               f"{result['peak_mib']:7.0f} MiB, fit {result['cpu_s']:6.1f} s CPU "
               f"({result['wall_s']:6.1f} s wall), converged {result['converged']:.4f}")

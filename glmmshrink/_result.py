@@ -34,7 +34,7 @@ class GlmmFit:
     max_grad : ndarray, shape (R,)
         Largest absolute gradient component in (beta, sigma) at the returned estimate.
     n_iter : ndarray of int, shape (R,)
-        Outer iterations used.
+        Outer (Newton) iterations used; for AGQ those of its Laplace start plus its own.
     nagq : int
         Quadrature nodes per group (1 = Laplace).
     n_groups : ndarray of int, shape (R,)

@@ -66,20 +66,28 @@ def test_one_group_and_one_trial_designs():
     assert (bernoulli.n_iter < 50).all()
 
 
-def test_batch_independence_bit_identical():
+@pytest.mark.parametrize("nagq", [1, 25])
+def test_batch_independence_bit_identical(nagq):
     rng = np.random.default_rng(11)
     y, n = _simulate(rng, 300, 30, (1, 25), 0.3, 1.5)
     y[7] = 0  # a separated replicate inside the batch
     n[5, 20:] = 0  # a replicate with fewer groups (padding)
     y[5, 20:] = 0
-    full = fit_glmm(y, n)
+    # Quasi-separated: Laplace's sigma is ~62, so AGQ also climbs from sigma = 1 (_agq_ascent).
+    y[9], n[9] = 0, 0
+    y[9, 7], n[9, :10] = 2, 2
+    y[10], n[10] = 3, 10  # no overdispersion at all: a boundary fit
+    full = fit_glmm(y, n, nagq=nagq)
+    assert full.sigma[10] == 0 and full.separated[7] and full.sigma[9] > 5
     fields = ("beta", "beta_se", "sigma", "b", "b_sd", "p_hat", "loglik", "converged", "max_grad", "n_iter")
-    for rows in (np.arange(1), np.arange(5, 9), rng.permutation(300)[:77], np.arange(299, 300)):
-        part = fit_glmm(y[rows], n[rows])
+    for rows in (np.arange(1), np.arange(5, 11), rng.permutation(300)[:77], np.arange(299, 300)):
+        part = fit_glmm(y[rows], n[rows], nagq=nagq)
         for field in fields:
             assert np.array_equal(getattr(part, field), getattr(full, field)[rows], equal_nan=True), field
-    alone = fit_glmm(y[5, :20], n[5, :20])  # padding removed altogether
+    alone = fit_glmm(y[5, :20], n[5, :20], nagq=nagq)  # padding removed altogether
     assert np.array_equal(alone.b, full.b[5, :20]) and alone.sigma == full.sigma[5]
+    alone = fit_glmm(y[9, :10], n[9, :10], nagq=nagq)
+    assert alone.sigma == full.sigma[9] and alone.loglik == full.loglik[9]
 
 
 def test_interior_optimum_has_tiny_gradient_and_boundary_is_exact_zero():

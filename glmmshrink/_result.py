@@ -17,6 +17,9 @@ class GlmmFit:
     ----------
     beta, sigma : ndarray, shape (R,)
         Fixed intercept (logit scale) and random-intercept SD (0 exactly at a boundary fit).
+    beta_se : ndarray, shape (R,)
+        Standard error of beta as lme4's default ``vcov`` (inverse Hessian of the objective over
+        (beta, sigma), beta block); the binomial GLM's SE at sigma = 0; NaN unless converged.
     b : ndarray, shape (R, G)
         Conditional modes on the logit scale (lme4's ``ranef``); NaN for padding groups.
     b_sd : ndarray, shape (R, G)
@@ -31,7 +34,7 @@ class GlmmFit:
     max_grad : ndarray, shape (R,)
         Largest absolute gradient component in (beta, sigma) at the returned estimate.
     n_iter : ndarray of int, shape (R,)
-        Outer iterations used.
+        Outer (Newton) iterations used; for AGQ those of its Laplace start plus its own.
     nagq : int
         Quadrature nodes per group (1 = Laplace).
     n_groups : ndarray of int, shape (R,)
@@ -39,6 +42,7 @@ class GlmmFit:
     """
 
     beta: np.ndarray
+    beta_se: np.ndarray
     sigma: np.ndarray
     b: np.ndarray
     b_sd: np.ndarray
@@ -86,8 +90,8 @@ class GlmmFit:
             f" group  (Intercept) {self.sigma:.4f}\n"
             f"Number of groups: {self.n_groups}\n"
             "Fixed effects:\n"
-            "            Estimate\n"
-            f"(Intercept) {self.beta:8.4f}\n"
+            "            Estimate Std. Error\n"
+            f"(Intercept) {self.beta:8.4f} {self.beta_se:10.4f}\n"
             f"Note: {notes}"
         )
 

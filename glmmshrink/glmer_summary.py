@@ -3,11 +3,12 @@
 The model is ``y_i ~ Binomial(n_i, expit(beta + b_i))``, ``b_i ~ N(0, sigma^2)``, as in
 ``glmer(cbind(y, n - y) ~ (1 | g), family = binomial)``.
 
-``fit_glmm`` returns the optimum but no standard error for ``beta``. lme4's ``vcov`` on a glmer
-fit defaults to ``use.hessian = TRUE``: it inverts the finite-difference Hessian of the deviance
-over ``(theta, beta)`` and keeps the ``beta`` block (lme4 1.1 ``vcov.merMod``). With one scalar
-random effect ``theta = sigma``, so :func:`intercept_se` inverts the exact Hessian of the same
-Laplace (or adaptive Gauss-Hermite) log-likelihood over ``(beta, sigma)`` (``_objective``).
+``fit_glmm`` returns the intercept's standard error as ``GlmmFit.beta_se``. lme4's ``vcov`` on a
+glmer fit defaults to ``use.hessian = TRUE``: it inverts the finite-difference Hessian of the
+deviance over ``(theta, beta)`` and keeps the ``beta`` block (lme4 1.1 ``vcov.merMod``). With one
+scalar random effect ``theta = sigma``, so :func:`intercept_se` inverts the exact Hessian of the
+same Laplace (or adaptive Gauss-Hermite) log-likelihood over ``(beta, sigma)`` (``_objective``)
+at any given ``(beta, sigma)``, with the rule of ``_standard_error`` that ``fit_glmm`` uses.
 :func:`intercept_se_conditional` is lme4's ``use.hessian = FALSE`` value,
 ``[sum_i w_i / (1 + sigma^2 w_i)]^(-1/2)``, which treats ``sigma`` as known.
 """
@@ -22,6 +23,7 @@ from scipy.stats import norm
 
 from glmmshrink._modes import conditional_modes
 from glmmshrink._objective import agq_objective, laplace_objective
+from glmmshrink._standard_error import beta_standard_error
 
 
 def _one_dataset(y, n, beta, sigma):
@@ -33,15 +35,22 @@ def _one_dataset(y, n, beta, sigma):
     return y, n, beta, sigma, u_mode
 
 
-def intercept_se(y, n, beta, sigma, nagq=1) -> float:
-    """Standard error of ``beta`` as lme4's default ``vcov`` computes it.
+def _conditional_information(y, n, beta, sigma, u_mode):
+    """sum_i w_i / (1 + sigma^2 w_i), w_i = n_i p_i (1 - p_i) at the conditional modes."""
+    p_mode = expit(beta + sigma * u_mode)
+    weight = n * p_mode * (1 - p_mode)
+    return np.sum(weight / (1.0 + sigma**2 * weight), axis=0)
 
-    ``sqrt([(-H)^(-1)]_{beta beta})`` with ``H`` the Hessian of the Laplace (``nagq = 1``) or
-    adaptive Gauss-Hermite log-likelihood over ``(beta, sigma)`` at the fit (lme4 ``vcov.merMod``
-    with ``use.hessian = TRUE``; lme4 differentiates numerically, this uses the exact Hessian).
-    When ``-H`` is not positive definite, as on some boundary fits, lme4 falls back to the PIRLS
-    value and so does this function (:func:`intercept_se_conditional`). Returns NaN for a
-    non-finite ``beta`` or ``sigma`` (a separated dataset).
+
+def intercept_se(y, n, beta, sigma, nagq=1) -> float:
+    """Standard error of ``beta`` as lme4's default ``vcov`` computes it, at a given (beta, sigma).
+
+    ``sqrt([(-H)^(-1)]_{beta beta})`` with ``H`` the exact Hessian of the Laplace (``nagq = 1``) or
+    adaptive Gauss-Hermite log-likelihood over ``(beta, sigma)`` (lme4 ``vcov.merMod`` with
+    ``use.hessian = TRUE``; lme4 differentiates numerically). Where ``-H`` is not positive
+    definite lme4 falls back to :func:`intercept_se_conditional`, and at ``sigma = 0`` both give
+    the binomial GLM's SE (``_standard_error``). ``fit_glmm`` returns the same number at its own
+    estimate as ``GlmmFit.beta_se``. Returns NaN for a non-finite ``beta`` or ``sigma``.
     """
     if not (np.isfinite(beta) and np.isfinite(sigma)):
         return float("nan")
@@ -51,11 +60,8 @@ def intercept_se(y, n, beta, sigma, nagq=1) -> float:
         _, _, hess = laplace_objective(beta_, sigma_, u_mode, y, n, count)
     else:
         _, _, hess = agq_objective(beta_, sigma_, u_mode, y, n, count, nagq)
-    d_bb, d_bs, d_ss = hess[:, 0]
-    information = -np.array([[d_bb, d_bs], [d_bs, d_ss]])
-    if np.all(np.linalg.eigvalsh(information) > 0):
-        return float(np.sqrt(np.linalg.inv(information)[0, 0]))
-    return intercept_se_conditional(y[:, 0], n[:, 0], beta, sigma)
+    information = _conditional_information(y, n, beta_, sigma_, u_mode)
+    return float(beta_standard_error(hess, sigma_, information)[0])
 
 
 def intercept_se_conditional(y, n, beta, sigma) -> float:
@@ -67,9 +73,7 @@ def intercept_se_conditional(y, n, beta, sigma) -> float:
     if not (np.isfinite(beta) and np.isfinite(sigma)):
         return float("nan")
     y, n, beta_, sigma_, u_mode = _one_dataset(y, n, beta, sigma)
-    p_mode = expit(beta_ + sigma_ * u_mode)
-    weight = n * p_mode * (1 - p_mode)
-    return float(1.0 / np.sqrt(np.sum(weight / (1.0 + sigma**2 * weight))))
+    return float(1.0 / np.sqrt(_conditional_information(y, n, beta_, sigma_, u_mode)[0]))
 
 
 @dataclass(frozen=True)

@@ -66,20 +66,28 @@ def test_one_group_and_one_trial_designs():
     assert (bernoulli.n_iter < 50).all()
 
 
-def test_batch_independence_bit_identical():
+@pytest.mark.parametrize("nagq", [1, 25])
+def test_batch_independence_bit_identical(nagq):
     rng = np.random.default_rng(11)
     y, n = _simulate(rng, 300, 30, (1, 25), 0.3, 1.5)
     y[7] = 0  # a separated replicate inside the batch
     n[5, 20:] = 0  # a replicate with fewer groups (padding)
     y[5, 20:] = 0
-    full = fit_glmm(y, n)
-    fields = ("beta", "sigma", "b", "b_sd", "p_hat", "loglik", "converged", "max_grad", "n_iter")
-    for rows in (np.arange(1), np.arange(5, 9), rng.permutation(300)[:77], np.arange(299, 300)):
-        part = fit_glmm(y[rows], n[rows])
+    # Quasi-separated: Laplace's sigma is ~62, so AGQ also climbs from sigma = 1 (_agq_ascent).
+    y[9], n[9] = 0, 0
+    y[9, 7], n[9, :10] = 2, 2
+    y[10], n[10] = 3, 10  # no overdispersion at all: a boundary fit
+    full = fit_glmm(y, n, nagq=nagq)
+    assert full.sigma[10] == 0 and full.separated[7] and full.sigma[9] > 5
+    fields = ("beta", "beta_se", "sigma", "b", "b_sd", "p_hat", "loglik", "converged", "max_grad", "n_iter")
+    for rows in (np.arange(1), np.arange(5, 11), rng.permutation(300)[:77], np.arange(299, 300)):
+        part = fit_glmm(y[rows], n[rows], nagq=nagq)
         for field in fields:
             assert np.array_equal(getattr(part, field), getattr(full, field)[rows], equal_nan=True), field
-    alone = fit_glmm(y[5, :20], n[5, :20])  # padding removed altogether
+    alone = fit_glmm(y[5, :20], n[5, :20], nagq=nagq)  # padding removed altogether
     assert np.array_equal(alone.b, full.b[5, :20]) and alone.sigma == full.sigma[5]
+    alone = fit_glmm(y[9, :10], n[9, :10], nagq=nagq)
+    assert alone.sigma == full.sigma[9] and alone.loglik == full.loglik[9]
 
 
 def test_interior_optimum_has_tiny_gradient_and_boundary_is_exact_zero():
@@ -125,8 +133,19 @@ def test_analytic_derivatives_match_finite_differences(objective):
     fd_grad, fd_hess = _finite_difference(objective, beta, sigma, y, n, count)
     np.testing.assert_allclose(grad[:, 0], fd_grad, rtol=1e-6)
     fd_hess_vec = np.array([fd_hess[0, 0], 0.5 * (fd_hess[0, 1] + fd_hess[1, 0]), fd_hess[1, 1]])
-    rtol = 1e-5 if objective is laplace_objective else 1e-3  # AGQ: information identity
-    np.testing.assert_allclose(hess[:, 0], fd_hess_vec, rtol=rtol)
+    np.testing.assert_allclose(hess[:, 0], fd_hess_vec, rtol=1e-5)  # both Hessians are exact
+
+
+def test_one_node_agq_is_the_laplace_objective():
+    rng = np.random.default_rng(2)
+    n = rng.integers(0, 30, size=(6, 40)).astype(float)
+    y = rng.binomial(n.astype(int), 0.35).astype(float)
+    count = rng.integers(1, 4, size=(6, 40)).astype(float)
+    beta, sigma = rng.normal(0.0, 1.0, 40), rng.uniform(0.05, 4.0, 40)
+    u, _ = conditional_modes(beta, sigma, y, n)
+    for laplace, one_node in zip(laplace_objective(beta, sigma, u, y, n, count),
+                                 agq_objective(beta, sigma, u, y, n, count, 1)):
+        np.testing.assert_allclose(one_node, laplace, rtol=1e-12, atol=1e-12)
 
 
 def test_modes_solve_the_score_equation_even_far_in_the_tails():
@@ -144,6 +163,6 @@ def test_result_shapes_and_summary():
     assert fit.beta.shape == (2,) and fit.b.shape == (2, 3)
     assert fit.n_groups.tolist() == [3, 2]
     text = repr(fit_glmm([1, 2, 3, 4], [5, 5, 5, 5]))
-    assert "Random effects" in text and "(Intercept)" in text and "logLik" in text
+    assert "Random effects" in text and "(Intercept)" in text and "logLik" in text and "Std. Error" in text
     assert "2 datasets" in repr(fit)
     assert "nAGQ = 9" in repr(fit_glmm([1, 2, 3, 4], [5, 5, 5, 5], nagq=9))

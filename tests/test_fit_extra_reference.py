@@ -58,3 +58,29 @@ def test_near_separation_finds_the_higher_of_two_laplace_maxima():
     agq, agq_loglik = _fit(entry, "agq25")
     assert agq.singular and agq.sigma == 0 and entry["agq25"]["singular"]
     assert abs(agq.beta - entry["agq25"]["beta"]) < 1e-4 and abs(agq_loglik - entry["agq25"]["loglik"]) < 1e-5
+
+
+def test_spurious_large_laplace_sigma_does_not_lead_agq_astray():
+    """Two successes in 20 Bernoulli groups: sigma is not identified. The Laplace objective keeps
+    rising to a spurious maximum at sigma ~ 51, far above the exact likelihood; AGQ, started from
+    there, must still report the sigma = 0 maximum, as lme4 does (sigma 2.8e-4, its optimizer's
+    stopping point on a flat boundary)."""
+    entry = DATASETS["bernoulli_two_successes"]
+    laplace, laplace_loglik = _fit(entry, "laplace")
+    assert laplace.converged and laplace.sigma > 5 and laplace_loglik > entry["laplace"]["loglik"] + 1
+    agq, agq_loglik = _fit(entry, "agq25")
+    assert agq.converged and agq.singular and agq.sigma == 0
+    assert abs(agq.beta - entry["agq25"]["beta"]) < 1e-4
+    assert agq_loglik >= entry["agq25"]["loglik"] - 1e-9
+
+
+def test_agq_on_quasi_separated_data_reaches_the_maximum_lme4_reaches():
+    """One group of ten with 2/2 successes: Laplace peaks at sigma ~ 62, where it is poor. AGQ
+    climbing from there drifts to sigma ~ 725 with a log-likelihood 2 lower; started also from
+    lme4's sigma = 1 it finds lme4's maximum (sigma 60.75), the higher one, and reports it."""
+    entry = DATASETS["quasi_separated_J2"]
+    agq, loglik = _fit(entry, "agq25")
+    ref = entry["agq25"]
+    assert agq.converged and agq.max_grad < 1e-6
+    assert loglik >= ref["loglik"] - 1e-8
+    assert abs(agq.sigma / ref["sigma"] - 1) < 2e-5 and abs(agq.beta / ref["beta"] - 1) < 2e-5

@@ -67,7 +67,7 @@ def test_ragged_batch_matches_lme4_and_single_fits(method):
         groups = len(entry["y"])
         assert np.isnan(batch.b[row, groups:]).all()  # padding groups carry no estimate
         alone = fit_glmm(np.array(entry["y"]), np.array(entry["n"]), nagq=METHODS[method])
-        for field in ("beta", "sigma", "loglik", "max_grad", "n_iter"):
+        for field in ("beta", "beta_se", "sigma", "loglik", "max_grad", "n_iter"):
             assert np.array_equal(getattr(alone, field), getattr(batch, field)[row]), field
         for field in ("b", "b_sd", "p_hat"):
             assert np.array_equal(getattr(alone, field), getattr(batch, field)[row, :groups]), field

@@ -6,7 +6,9 @@ cases <- list(
   rare_big_sd_agq = list(
     y = c(0,0,0,0,0,0,2,2,0,0,0,0,0,1,4,0,1,0,0,0,10,0,0,0,0,0,9,0,0,0), n = rep(10, 30)),
   tiny_J_big_sd = list(y = c(2,1,0,0,0,2,2,0,0,0), n = rep(2, 10)),
-  near_separation = list(y = c(9, rep(10, 29)), n = rep(10, 30))
+  near_separation = list(y = c(9, rep(10, 29)), n = rep(10, 30)),
+  bernoulli_two_successes = list(y = c(rep(0, 9), 1, rep(0, 9), 1), n = rep(1, 20)),
+  quasi_separated_J2 = list(y = c(0, 0, 0, 0, 0, 0, 0, 2, 0, 0), n = rep(2, 10))
 )
 ctl <- glmerControl(optimizer = "nloptwrap", tolPwrss = 1e-12,
                     optCtrl = list(xtol_abs = 1e-13, ftol_abs = 1e-15, maxeval = 1e5))

@@ -30,7 +30,7 @@ Each quantile comes from a CDF accumulated cell by cell with the four-point (cub
 cubic Hermite inversion within the cell; the lower tail is measured from the left and the upper
 from the right against the exact total mass, so a heavy far tail (a group at y = n when sigma
 may be large) need not fit on the grid. Refining every grid setting and the rule moves the
-interval ends of the reference datasets by < 2e-5. Every array is one replicate's, so a replicate's
+p ends of the reference datasets by < 2e-5 and beta's (logit scale) by < 5e-5. Every array is one replicate's, so a replicate's
 intervals never depend on the other replicates of a batch.
 """
 
@@ -43,7 +43,7 @@ import numpy as np
 from glmmshrink._bayes_quadrature import softplus_and_expit
 from glmmshrink._objective import gauss_hermite_rule
 
-SMALL_MASS = 1e-5  # narrow sigma nodes lighter than this take a normal with their exact moments
+SMALL_MASS = 1e-4  # narrow sigma nodes lighter than this take a normal with their exact moments
 NARROW_REACH_SCALES, NARROW_REACH_SIGMAS = 7.0, 8.0  # a narrow node's density of beta is below
 # e^-24 beyond centre -+ (7 lambda + 8 sigma)
 CONVOLUTION_NODES = 7  # adaptive Gauss-Hermite nodes in beta for the narrow sigma nodes
@@ -55,6 +55,7 @@ CONVOLUTION_NODES = 7  # adaptive Gauss-Hermite nodes in beta for the narrow sig
 GRID_RESOLUTION = ((1e-4, 4.0), (1e-10, 1.5))
 NEGLIGIBLE_MASS = 1e-11  # sigma nodes below this posterior mass are left out of the intervals
 GRID_REACH = 8.0  # a grid covers each group's posterior mean -+ 8 posterior SDs of eta
+RANGE_MASS = 1e-7  # sigma nodes above this mass set the span of the beta grid
 MAX_GRID = 4001  # most grid points per replicate; the spacing grows instead
 
 
@@ -310,8 +311,11 @@ def _narrow_node(eta, sigma, centre, root2_scale, log_loo_density):
 def _beta_quantiles(x, log_beta_density, complete, sigma_mass, centre, root2_scale, probs):
     """Quantiles of the marginal posterior of beta: sum over sigma nodes of the interpolated densities."""
     live = complete & (sigma_mass >= NEGLIGIBLE_MASS)
-    lower = float((centre - 5.0 * root2_scale)[live].min())
-    upper = float((centre + 5.0 * root2_scale)[live].max())
+    # The grid spans the nodes above RANGE_MASS; lighter ones (together < 1e-5 of the mass) may
+    # reach beyond it, which the exact totals in grid_quantiles absorb.
+    spans = live & (sigma_mass >= RANGE_MASS)
+    lower = float((centre - 5.0 * root2_scale)[spans].min())
+    upper = float((centre + 5.0 * root2_scale)[spans].max())
     step = _grid_step(root2_scale[live] / np.sqrt(2.0), sigma_mass[live], lower, upper)
     size = int(np.ceil((upper - lower) / step)) + 1
     beta = lower + step * np.arange(size)

@@ -82,10 +82,12 @@ def test_interval_reference_datasets_come_from_the_study_simulator():
 def test_credible_intervals_agree_with_brute_force_grid(grid):
     """The independent dense-grid posterior of tests/bayes_brute_force.py, free of Monte Carlo error.
 
-    With 30 groups or more the grid is good to ~1e-5 and everything must agree to 5e-5. With
-    I = 5, sigma's posterior has a heavy tail (97.5 % point ~12) in which beta's SD exceeds 20:
-    the grid's beta range (-+60) cuts it off beyond sigma ~ 40, which moves the grid's beta ends
-    by ~1e-2 and its p ends by up to ~1e-4, so there only the p ends are compared, to 2e-4.
+    With 30 groups or more the grid is good to ~1e-5: p ends and means must agree to 5e-5 and
+    beta's ends (logit scale) to 1e-4 (the default rule's own error there reaches 4e-5, on the
+    rare-events data). With I = 5, sigma's posterior has a heavy tail (97.5 % point ~12) in
+    which beta's SD exceeds 20: the grid's beta range (-+60) cuts it off beyond sigma ~ 40, which
+    moves the grid's beta ends by up to ~1e-2 and its p ends by up to ~1e-4, so there only the
+    p ends are compared, to 2e-4.
     """
     post = posterior_glmm(grid["y"], grid["n"])
     many = len(grid["y"]) >= 20
@@ -93,7 +95,11 @@ def test_credible_intervals_agree_with_brute_force_grid(grid):
         np.testing.assert_allclose(getattr(post, name), grid[name], rtol=0, atol=5e-5 if many else 2e-4, err_msg=name)
     if many:
         for name in ("beta_lower", "beta_upper", "beta_mean"):
-            assert getattr(post, name) == pytest.approx(grid[name], abs=5e-5), name
+            assert getattr(post, name) == pytest.approx(grid[name], abs=1e-4), name
+
+
+def test_brute_force_reference_covers_every_jags_interval_dataset():
+    assert sorted(d["id"] for d in BRUTE_FORCE) == sorted(d["id"] for d in JAGS_INTERVALS)
 
 
 @pytest.mark.parametrize(

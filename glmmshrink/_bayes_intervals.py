@@ -30,8 +30,8 @@ Each quantile comes from a CDF accumulated cell by cell with the four-point (cub
 cubic Hermite inversion within the cell; the lower tail is measured from the left and the upper
 from the right against the exact total mass, so a heavy far tail (a group at y = n when sigma
 may be large) need not fit on the grid. Refining every grid setting and the rule moves the
-p ends of the reference datasets by < 2e-5 and beta's (logit scale) by < 5e-5. Every array is one replicate's, so a replicate's
-intervals never depend on the other replicates of a batch.
+p ends of the reference datasets by < 2e-5 and beta's (logit scale) by < 5e-5. Every array is
+one replicate's, so a replicate's intervals never depend on the other replicates of a batch.
 """
 
 from __future__ import annotations

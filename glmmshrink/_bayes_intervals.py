@@ -162,7 +162,7 @@ def _cell_integrals(density, step):
     return step / 24.0 * (-padded[:-3] + 13.0 * padded[1:-2] + 13.0 * padded[2:-1] - padded[3:])
 
 
-def grid_quantiles(start, step, density, probs, totals=None):
+def grid_quantiles(start, step, density, probs, totals=None, lengths=None):
     """Quantiles ``probs`` of each column of ``density`` (N, M) given on start + step * arange(N).
 
     The CDF at the grid points sums the cells' four-point integrals (fourth order); between two
@@ -170,9 +170,12 @@ def grid_quantiles(start, step, density, probs, totals=None):
     method. With ``totals`` (M,), each column's exact total mass, a quantile below 1/2 is read from
     the mass to its left and one above 1/2 from the mass to its right, so neither depends on how
     much of the far tail on the other side the grid holds; without, columns are normalised by
-    their total on the grid. Returns (len(probs), M).
+    their total on the grid. ``start`` and ``step`` may differ by column ((M,) arrays); a column
+    with ``lengths`` (M,) below N holds zero padding beyond its own grid. Returns (len(probs), M).
     """
     cells = _cell_integrals(np.maximum(density, 0.0), step)
+    if lengths is not None:
+        cells[np.arange(cells.shape[0])[:, None] >= np.asarray(lengths) - 1] = 0.0
     mass = np.concatenate([np.zeros_like(cells[:1]), np.cumsum(cells, axis=0)], axis=0)  # (N, M)
     on_grid = mass[-1]
     totals = on_grid if totals is None else totals
@@ -186,7 +189,7 @@ def grid_quantiles(start, step, density, probs, totals=None):
         d0, d1 = slope[cell, columns], slope[cell + 1, columns]
         with np.errstate(invalid="ignore", divide="ignore"):
             t = np.clip(np.where(f1 > f0, (prob - f0) / (f1 - f0), 0.5), 0.0, 1.0)
-        for _ in range(3):  # Newton on the cubic Hermite interpolant of the CDF within the cell
+        for _ in range(2):  # Newton on the cubic Hermite interpolant of the CDF within the cell
             value = ((2 * t**3 - 3 * t**2 + 1) * f0 + (t**3 - 2 * t**2 + t) * d0
                      + (-2 * t**3 + 3 * t**2) * f1 + (t**3 - t**2) * d1)
             derivative = (6 * t**2 - 6 * t) * (f0 - f1) + (3 * t**2 - 4 * t + 1) * d0 + (3 * t**2 - 2 * t) * d1
@@ -232,7 +235,7 @@ def credible_intervals(sigma, beta_centre, beta_scale, log_weight, log_integral,
     with np.errstate(invalid="ignore"):
         log_beta_density = _fill_skipped(x, log_weight - log_w - np.log(root2_scale)[:, None], computed)
 
-    beta_quantiles = _beta_quantiles(x, log_beta_density, complete, sigma_mass, beta_centre, root2_scale, probs)
+    beta_grid = _beta_density(x, log_beta_density, complete, sigma_mass, beta_centre, root2_scale)
 
     # Each group's posterior mean and SD of eta, and its narrowest SD given one sigma node.
     w3 = weight[..., None]
@@ -261,9 +264,11 @@ def credible_intervals(sigma, beta_centre, beta_scale, log_weight, log_integral,
     if members.size:
         nodes_beta = (beta_centre[members, None] + root2_scale[members, None] * x).reshape(-1)
         node_sigma = np.repeat(sigma[members], x.size)
-        z = (eta[:, None] - nodes_beta) / node_sigma
-        kernel = np.exp(-0.5 * z * z) / node_sigma
-        mixture += kernel @ np.exp(loo[members].reshape(-1, y.size))
+        kernel = eta[:, None] * (np.sqrt(0.5) / node_sigma) - nodes_beta * (np.sqrt(0.5) / node_sigma)
+        np.square(kernel, out=kernel)
+        np.negative(kernel, out=kernel)
+        np.exp(kernel, out=kernel)  # exp(-z^2 / 2); the 1 / sigma goes with the weights
+        mixture += kernel @ (np.exp(loo[members].reshape(-1, y.size)) / node_sigma[:, None])
     narrow = ~wide & used
     cheap = narrow & (sigma_mass < SMALL_MASS)
     for node in np.flatnonzero(narrow & ~cheap):
@@ -285,7 +290,17 @@ def credible_intervals(sigma, beta_centre, beta_scale, log_weight, log_integral,
         z = (eta[:, None, None] - node_mean[cheap]) / np.sqrt(np.maximum(node_var[cheap], 1e-300))
         normal = np.exp(-0.5 * z * z) / np.sqrt(2.0 * np.pi * np.maximum(node_var[cheap], 1e-300))
         density += scale * np.einsum("s,esu->eu", sigma_mass[cheap], normal)
-    return grid_quantiles(lower, step, density, probs, scale * sigma_mass[used].sum()), beta_quantiles
+    # One inversion for the groups' eta and for beta: beta's grid is the last column.
+    beta_start, beta_step, beta_density, beta_total = beta_grid
+    rows = max(size, beta_density.size)
+    stacked = np.zeros((rows, y.size + 1))
+    stacked[:size, :-1] = density
+    stacked[:beta_density.size, -1] = beta_density
+    quantiles = grid_quantiles(
+        np.append(np.full(y.size, lower), beta_start), np.append(np.full(y.size, step), beta_step), stacked, probs,
+        np.append(scale * sigma_mass[used].sum(), beta_total), np.append(np.full(y.size, size), beta_density.size),
+    )
+    return quantiles[:, :-1], quantiles[:, -1]
 
 
 def _narrow_node(eta, sigma, centre, root2_scale, log_loo_density):
@@ -308,8 +323,9 @@ def _narrow_node(eta, sigma, centre, root2_scale, log_loo_density):
     return np.exp(values + log_factor[..., None]).sum(axis=1)
 
 
-def _beta_quantiles(x, log_beta_density, complete, sigma_mass, centre, root2_scale, probs):
-    """Quantiles of the marginal posterior of beta: sum over sigma nodes of the interpolated densities."""
+def _beta_density(x, log_beta_density, complete, sigma_mass, centre, root2_scale):
+    """Marginal posterior density of beta, the sum over sigma nodes of the interpolated densities,
+    on a uniform grid: (start, step, density, exact total mass)."""
     live = complete & (sigma_mass >= NEGLIGIBLE_MASS)
     # The grid spans the nodes above RANGE_MASS; lighter ones (together < 1e-5 of the mass) may
     # reach beyond it, which the exact totals in grid_quantiles absorb.
@@ -322,4 +338,4 @@ def _beta_quantiles(x, log_beta_density, complete, sigma_mass, centre, root2_sca
     t = (beta - centre[live, None]) / root2_scale[live, None]  # (S, F)
     values = _log_density_interpolant(t, log_beta_density[live][..., None])[..., 0]
     density = np.where(np.abs(t) <= 5.0, np.exp(values), 0.0).sum(axis=0)
-    return grid_quantiles(lower, step, density[:, None], probs, sigma_mass[live].sum(keepdims=True))[:, 0]
+    return lower, step, density, sigma_mass[live].sum()

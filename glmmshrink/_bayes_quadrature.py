@@ -1,5 +1,5 @@
-"""Quadrature pieces of the exact posterior in ``bayes``: the mode of beta given sigma, the per-group
-integrals by adaptive Gauss-Hermite or the eta window, and the mixture quantiles.
+"""Quadrature pieces of the exact posterior in ``bayes``: the mode of beta given sigma and the per-group
+integrals by adaptive Gauss-Hermite or the eta window.
 
 Group i's contribution to the posterior of (beta, sigma) is its marginal likelihood
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit, log_ndtr, ndtr, ndtri
+from scipy.special import expit, log_ndtr
 
 from glmmshrink._modes import conditional_modes
 from glmmshrink._objective import gauss_hermite_rule, ordered_sum
@@ -314,56 +314,3 @@ class _LikelihoodWindow:
             np.where(all_failed, -eta_mean, eta_mean),
             np.maximum(eta_second - eta_mean * eta_mean, 0.0),
         )
-
-
-def mixture_quantile(weights, means, sds, prob, tol=1e-10, max_iter=200):
-    """Quantile of sum_k weights_k N(means_k, sds_k^2), solved along the last axis.
-
-    Parameters
-    ----------
-    weights : ndarray (..., K)
-        Mixture weights summing to one along the last axis.
-    means, sds : ndarray (..., K)
-        Component means and SDs (sds >= 0).
-    prob : float
-        Target probability in (0, 1).
-
-    Returns
-    -------
-    ndarray (...)
-        The root c of F(c) = prob, F the mixture CDF, by Newton's method safeguarded with bisection
-        on the bracket [min(means - 10 sds), max(means + 10 sds)]. Components can be very narrow
-        (sigma nodes near 0), where Newton crawls, so a step that fails to halve |F(c) - prob|
-        is followed by bisection; each element stops on its own once |F(c) - prob| <= 1e-12 or
-        the bracket is below ``tol``.
-    """
-    sds = np.maximum(sds, 1e-300)
-    lower = (means - 10.0 * sds).min(axis=-1)
-    upper = (means + 10.0 * sds).max(axis=-1)
-    mix_mean = (weights * means).sum(axis=-1)
-    mix_var = (weights * (sds * sds + means * means)).sum(axis=-1) - mix_mean**2
-    point = np.clip(mix_mean + ndtri(prob) * np.sqrt(np.maximum(mix_var, 0.0)), lower, upper)
-    active = np.ones(point.shape, dtype=bool)
-    previous_excess = np.full(point.shape, np.inf)
-    for _ in range(max_iter):
-        idx = np.nonzero(active)
-        if idx[0].size == 0:
-            break
-        c = point[idx]
-        z = (c[..., None] - means[idx]) / sds[idx]
-        w = weights[idx]
-        excess = (w * ndtr(z)).sum(axis=-1) - prob
-        density = (w * np.exp(-0.5 * z * z) / (np.sqrt(2.0 * np.pi) * sds[idx])).sum(axis=-1)
-        lo = np.where(excess < 0.0, c, lower[idx])
-        hi = np.where(excess < 0.0, upper[idx], c)
-        lower[idx], upper[idx] = lo, hi
-        with np.errstate(divide="ignore", invalid="ignore"):
-            newton = c - excess / density
-        slow = np.abs(excess) > 0.5 * previous_excess[idx]
-        previous_excess[idx] = np.abs(excess)
-        bisect = ~((newton > lo) & (newton < hi)) | slow
-        point[idx] = np.where(bisect, 0.5 * (lo + hi), newton)
-        done = (np.abs(excess) <= 1e-12) | (hi - lo <= tol * (1.0 + np.abs(c)))
-        point[idx] = np.where(np.abs(excess) <= 1e-12, c, point[idx])
-        active[tuple(ix[done] for ix in idx)] = False
-    return point

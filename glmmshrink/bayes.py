@@ -26,10 +26,17 @@ The posterior is integrated deterministically (no MCMC noise), per replicate, by
   skipped.
 
 Posterior means and SDs of beta, sigma and p_i = expit(beta + b_i) mix exact conditional moments
-over the outer nodes. The 95 % credible interval of p_i is the equal-tailed interval of a mixture
-over the sigma nodes of normal distributions for eta_i = beta + b_i given sigma, with the exact
-conditional mean and variance; only its within-node shape is approximate (its ends move by
-~1e-4 under refinement, against ~1e-6 for the means).
+over the outer nodes. The 95 % credible intervals are the equal-tailed intervals of the exact
+marginal posteriors (``_bayes_intervals``): for eta_i = beta + b_i, the mixture over the outer
+nodes of the group's exact conditional density L_i(eta) N(eta; beta, sigma^2) / I_i (no normal
+shape is assumed), with beta continued between its nodes by the rule's own interpolant where
+sigma is narrower than the beta nodes are apart; for beta, the sum over sigma nodes of that
+interpolant. Against 4 x 250,000 JAGS draws (``tests/data/jags_interval_reference.json``: the
+seed design, I = 5, sd = 0.15, unbalanced and rare-event datasets with groups at and next to
+y = 0 and y = n) every end is within 4 MCSE + 2e-4: worst |z| 3.8 over the 360 p ends and 2.5
+over the 14 beta ends, worst difference 1.4e-3 on the p scale (where the MCSE is 4e-4). The
+independent dense-grid posterior of ``tests/bayes_brute_force.py``, free of Monte Carlo error,
+agrees to < 2e-5 on every p end and < 5e-5 on beta's (logit scale) for I >= 30.
 """
 
 from __future__ import annotations
@@ -40,9 +47,8 @@ import numpy as np
 from scipy.special import expit, logsumexp
 
 from glmmshrink._bayes_grid import grid_integrals, uses_grid
-from glmmshrink._bayes_quadrature import (
-    beta_given_sigma, gauss_legendre, group_integrals, interpolate, mixture_quantile,
-)
+from glmmshrink._bayes_intervals import credible_intervals
+from glmmshrink._bayes_quadrature import beta_given_sigma, gauss_legendre, group_integrals, interpolate
 from glmmshrink._objective import gauss_hermite_rule, ordered_sum
 from glmmshrink._validate import as_counts
 from glmmshrink._groups import distinct_groups
@@ -83,11 +89,15 @@ CREDIBLE_MASS = 0.95
 class BayesPosterior:
     """Posterior summaries from ``posterior_glmm``; (R,) and (R, G) arrays, or () and (G,) for one dataset.
 
-    ``p_*`` are NaN for padding groups (n == 0); every field is NaN where ``improper`` is True.
+    ``beta_lower``/``beta_upper`` and ``p_lower``/``p_upper`` are equal-tailed 95 % credible
+    intervals of the exact marginal posteriors. ``p_*`` are NaN for padding groups (n == 0);
+    every field is NaN where ``improper`` is True.
     """
 
     beta_mean: np.ndarray
     beta_sd: np.ndarray
+    beta_lower: np.ndarray
+    beta_upper: np.ndarray
     sigma_mean: np.ndarray
     sigma_sd: np.ndarray
     p_mean: np.ndarray
@@ -312,22 +322,21 @@ def _posterior_block(y, n, count, beta_prior, sigma_prior, rule):
     p_mean = (w_g * per_group(groups.p_mean)).sum(-1)
     p_var = (w_g * per_group(groups.p_second_moment)).sum(-1) - p_mean**2
 
-    # Credible interval: eta_i given sigma alone (beta integrated over its nodes, moments matched)
-    # is a normal component per sigma node. Components given (beta, sigma) can be far narrower
-    # than the beta spacing when sigma is near 0, which would make the mixture CDF lumpy.
-    node_weight = weight.reshape(n_reps, -1, rule.beta)[:, :, :, None]  # (C, S, B, 1)
-    sigma_weight = node_weight.sum(axis=2)  # (C, S, 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        eta_mean = (node_weight * groups.eta_mean).sum(axis=2) / sigma_weight
-        eta_second = (node_weight * (groups.eta_var + groups.eta_mean**2)).sum(axis=2) / sigma_weight
-    live = sigma_weight > 0
-    eta_mean = np.where(live, eta_mean, 0.0)
-    eta_sd = np.sqrt(np.where(live, np.maximum(eta_second - eta_mean**2, 0.0), 1.0))
-    args = [np.moveaxis(a, 1, -1) for a in np.broadcast_arrays(sigma_weight, eta_mean, eta_sd)]
+    # Credible intervals from the exact marginal posteriors of eta_i and beta (``_bayes_intervals``).
     tail = 0.5 * (1.0 - CREDIBLE_MASS)
-    p_lower = expit(mixture_quantile(*args, tail))
-    p_upper = expit(mixture_quantile(*args, 1.0 - tail))
-    return beta_mean, beta_sd, sigma_mean, sigma_sd, p_mean, np.sqrt(np.maximum(p_var, 0.0)), p_lower, p_upper
+    node_log_weight = (log_weight - logsumexp(log_weight, axis=-1, keepdims=True)).reshape(n_reps, -1, rule.beta)
+    eta_bounds = np.full((2,) + y.shape, np.nan)
+    beta_bounds = np.empty((2, n_reps))
+    for r in range(n_reps):
+        real = int(np.count_nonzero(n[r]))
+        eta_bounds[:, r, :real], beta_bounds[:, r] = credible_intervals(
+            sigma[r], beta_centre[r], beta_scale[r, :, 0], node_log_weight[r],
+            groups.log_integral[r, ..., :real], groups.eta_mean[r, ..., :real], groups.eta_var[r, ..., :real],
+            y[r, :real], n[r, :real], rule.beta, (tail, 1.0 - tail),
+        )
+    p_lower, p_upper = expit(eta_bounds)
+    return (beta_mean, beta_sd, beta_bounds[0], beta_bounds[1], sigma_mean, sigma_sd, p_mean,
+            np.sqrt(np.maximum(p_var, 0.0)), p_lower, p_upper)
 
 
 def _posterior_glmm(y, n, beta_prior, sigma_prior, rule):
@@ -346,7 +355,8 @@ def _posterior_glmm(y, n, beta_prior, sigma_prior, rule):
 
     groups = distinct_groups(y_safe, n_safe)
     dy, dn, dc = groups.y.T, groups.n.T, groups.count.T  # (R, U)
-    out = {name: np.empty(n_reps) for name in ("beta_mean", "beta_sd", "sigma_mean", "sigma_sd")}
+    scalars = ("beta_mean", "beta_sd", "beta_lower", "beta_upper", "sigma_mean", "sigma_sd")
+    out = {name: np.empty(n_reps) for name in scalars}
     rows = {name: np.empty(dy.shape) for name in ("p_mean", "p_sd", "p_lower", "p_upper")}
     for start in range(0, n_reps, rule.chunk):
         block = slice(start, start + rule.chunk)
@@ -381,7 +391,8 @@ def posterior_glmm(y, n, beta_prior="flat", sigma_prior=("uniform", 100.0)):
     Returns
     -------
     BayesPosterior
-        Posterior mean and SD of beta and sigma (R,); per group p_mean = E[expit(beta + b_i) | y],
+        Posterior mean and SD of beta and sigma and the equal-tailed 95 % credible interval of beta
+        (beta_lower, beta_upper) (R,); per group p_mean = E[expit(beta + b_i) | y],
         p_sd and the equal-tailed 95 % credible interval (p_lower, p_upper) (R, G); ``improper``
         (R,). For (G,) input the leading dimension is dropped.
 

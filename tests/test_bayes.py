@@ -10,8 +10,12 @@ from scipy.special import expit
 
 from glmmshrink.bayes import DEFAULT_RULE, _posterior_glmm, posterior_glmm
 
-JAGS = json.loads((Path(__file__).parent / "data" / "jags_reference.json").read_text())["datasets"]
-FIELDS = ("beta_mean", "beta_sd", "sigma_mean", "sigma_sd", "p_mean", "p_sd", "p_lower", "p_upper", "improper")
+DATA = Path(__file__).parent / "data"
+JAGS = json.loads((DATA / "jags_reference.json").read_text())["datasets"]
+JAGS_INTERVALS = json.loads((DATA / "jags_interval_reference.json").read_text())["datasets"]
+BRUTE_FORCE = json.loads((DATA / "brute_force_interval_reference.json").read_text())["datasets"]
+FIELDS = ("beta_mean", "beta_sd", "beta_lower", "beta_upper", "sigma_mean", "sigma_sd", "p_mean", "p_sd",
+          "p_lower", "p_upper", "improper")
 
 
 @pytest.mark.parametrize("dataset", JAGS, ids=lambda d: d["id"])
@@ -24,6 +28,106 @@ def test_posterior_means_agree_with_long_jags_runs(dataset):
         np.abs(post.p_mean - np.array(dataset["p_mean"])), 4 * np.array(dataset["p_mcse"]) + 1e-4
     )
     assert np.all((post.p_lower < post.p_mean) & (post.p_mean < post.p_upper))
+
+
+def _jags_z_scores(post, dataset):
+    """(name, differences, MCSEs) of every interval end and mean against the JAGS run."""
+    rows = []
+    for name in ("p_lower", "p_upper", "p_mean", "beta_lower", "beta_upper", "beta_mean", "sigma_mean"):
+        mcse = dataset[name + "_mcse"]
+        rows.append((name, np.atleast_1d(getattr(post, name) - np.array(dataset[name])), np.atleast_1d(mcse)))
+    return rows
+
+
+@pytest.mark.parametrize("dataset", JAGS_INTERVALS, ids=lambda d: d["id"])
+def test_credible_intervals_agree_with_long_jags_runs(dataset):
+    """Every interval end of p_i and beta within 4 MCSE + 2e-4 of 4 x 250,000 JAGS draws, including
+    the groups at or next to y = 0 and y = n (the moment-matched normal intervals missed by 0.02);
+    posterior means within 4 MCSE + 1e-4 as for jags_reference.json."""
+    post = posterior_glmm(dataset["y"], dataset["n"])
+    assert not post.improper
+    checked = 0
+    for name, difference, mcse in _jags_z_scores(post, dataset):
+        slack = 2e-4 if name.endswith(("lower", "upper")) else 1e-4
+        np.testing.assert_array_less(np.abs(difference), 4 * mcse + slack, err_msg=name)
+        checked += difference.size
+    assert checked == 3 * len(dataset["y"]) + 4
+    assert np.all((post.p_lower < post.p_mean) & (post.p_mean < post.p_upper))
+    assert post.beta_lower < post.beta_mean < post.beta_upper
+
+
+SIMULATED_REFERENCE = {  # id -> (cell, replicate) under the study's master seed 20240611
+    "sim_seed_design_r0": ((30, 10, 10, 1.0, 0.7), 0),
+    "sim_I5_r1": ((5, 10, 10, 1.0, 0.7), 1),
+    "sim_sd015_r1": ((30, 10, 10, 0.15, 0.7), 1),
+    "sim_unbalanced_r2": ((30, 2, 50, 1.0, 0.5), 2),
+}
+
+
+def test_interval_reference_datasets_come_from_the_study_simulator():
+    from glmmshrink.config import Cell
+    from glmmshrink.simulate import simulate_replicates
+
+    by_id = {d["id"]: d for d in JAGS_INTERVALS}
+    for name, (cell, replicate) in SIMULATED_REFERENCE.items():
+        data = simulate_replicates(Cell(*cell), 20240611, replicate, replicate + 1)
+        assert data.y[0].tolist() == by_id[name]["y"] and data.n[0].tolist() == by_id[name]["n"], name
+    # Each holds a group at or next to y = 0 or y = n, where normal-shaped intervals failed.
+    for name in SIMULATED_REFERENCE:
+        y, n = np.array(by_id[name]["y"]), np.array(by_id[name]["n"])
+        assert np.any((y <= 1) | (y >= n - 1)), name
+
+
+@pytest.mark.parametrize("grid", BRUTE_FORCE, ids=lambda d: d["id"])
+def test_credible_intervals_agree_with_brute_force_grid(grid):
+    """The independent dense-grid posterior of tests/bayes_brute_force.py, free of Monte Carlo error.
+
+    With 30 groups or more the grid is good to ~1e-5: p ends and means must agree to 5e-5 and
+    beta's ends (logit scale) to 1e-4 (the default rule's own error there reaches 4e-5, on the
+    rare-events data). With I = 5, sigma's posterior has a heavy tail (97.5 % point ~12) in
+    which beta's SD exceeds 20: the grid's beta range (-+60) cuts it off beyond sigma ~ 40, which
+    moves the grid's beta ends by up to ~1e-2 and its p ends by up to ~1e-4, so there only the
+    p ends are compared, to 2e-4.
+    """
+    post = posterior_glmm(grid["y"], grid["n"])
+    many = len(grid["y"]) >= 20
+    for name in ("p_lower", "p_upper") + (("p_mean",) if many else ()):
+        np.testing.assert_allclose(getattr(post, name), grid[name], rtol=0, atol=5e-5 if many else 2e-4, err_msg=name)
+    if many:
+        for name in ("beta_lower", "beta_upper", "beta_mean"):
+            assert getattr(post, name) == pytest.approx(grid[name], abs=1e-4), name
+
+
+def test_brute_force_reference_covers_every_jags_interval_dataset():
+    assert sorted(d["id"] for d in BRUTE_FORCE) == sorted(d["id"] for d in JAGS_INTERVALS)
+
+
+@pytest.mark.parametrize(
+    "dataset", [d for d in JAGS_INTERVALS if d["id"] in ("sim_seed_design_r0", "sim_sd015_r1")], ids=lambda d: d["id"]
+)
+def test_refined_rule_changes_interval_ends_by_under_5e5(dataset):
+    finer = replace(DEFAULT_RULE, sigma_near_zero=12, log_sigma_tail=20, log_sigma_bulk=28, beta=13,
+                    group=21, left_drop=20.0, right_drop=32.0)
+    base = posterior_glmm(dataset["y"], dataset["n"])
+    fine = _posterior_glmm(dataset["y"], dataset["n"], "flat", ("uniform", 100.0), finer)
+    for name in ("p_lower", "p_upper", "beta_lower", "beta_upper"):
+        np.testing.assert_allclose(getattr(base, name), getattr(fine, name), rtol=0, atol=5e-5, err_msg=name)
+
+
+def test_grid_quantiles_invert_skewed_cdfs_from_either_tail():
+    from scipy.stats import lognorm, skewnorm
+
+    from glmmshrink._bayes_intervals import grid_quantiles
+
+    grid = np.arange(0.0, 25.0, 0.02)
+    laws = [lognorm(0.5), skewnorm(6.0, loc=2.0, scale=1.5)]
+    density = np.stack([law.pdf(grid) for law in laws], axis=1)
+    want = np.stack([law.ppf([0.025, 0.975]) for law in laws], axis=1)
+    np.testing.assert_allclose(grid_quantiles(0.0, 0.02, density, (0.025, 0.975)), want, rtol=0, atol=2e-6)
+    # With the exact totals, mass missing from the far right does not move the lower quantile.
+    cut = grid < 1.0
+    lower = grid_quantiles(0.0, 0.02, density[cut], (0.025,), totals=np.ones(2))
+    np.testing.assert_allclose(lower[0, 0], want[0, 0], rtol=0, atol=2e-6)
 
 
 def test_refined_rule_changes_seed_design_means_by_under_1e5():

@@ -22,6 +22,9 @@ class PqlFit:
         binomial model.
     b : ndarray, shape (R, G)
         BLUPs of the random intercepts (``ranef``); NaN for padding groups.
+    b_sd : ndarray, shape (R, G)
+        Conditional SD of b_i in the final working LMM, (1/sigma^2 + n_i p_i (1 - p_i)/phi)^-1/2
+        with p_i = p_hat_i: what the conditional-mode interval of p_i uses. 0 where sigma = 0.
     p_hat : ndarray, shape (R, G)
         Group estimates expit(beta + b).
     converged, separated : ndarray of bool, shape (R,)
@@ -40,6 +43,7 @@ class PqlFit:
     sigma: np.ndarray
     residual_sd: np.ndarray
     b: np.ndarray
+    b_sd: np.ndarray
     p_hat: np.ndarray
     converged: np.ndarray
     separated: np.ndarray

@@ -23,7 +23,8 @@ from typing import Any, Callable, Mapping
 from glmmshrink.config import Cell, SeedFigures, StudyConfig, seed_figures
 from glmmshrink.methods import METHODS, MethodRegistry
 
-SUMMARY_TABLES = ("cells", "performance", "fit_flags", "shrinkage_curve", "theory")
+SUMMARY_TABLES = ("cells", "performance", "fit_flags", "shrinkage_curve", "theory",
+                  "beta_intervals")
 # Group-table columns the seed figures use; reading only these keeps the figure jobs light.
 GROUP_COLUMNS = ["cell", "replicate", "group", "method", "n_trials", "successes", "p_raw", "p_hat"]
 
@@ -266,3 +267,36 @@ def _misspecification(inputs: FigureInputs):
 
     return figures.misspecification(inputs.tables["performance"], inputs.tables["theory"],
                                     inputs.methods, inputs.method_options)
+
+
+@register_figure("coverage_zip", tables=("beta_intervals",), category="Uncertainty")
+def _coverage_zip(inputs: FigureInputs):
+    from glmmshrink import figures_uncertainty
+
+    table = inputs.tables["beta_intervals"]
+    return figures_uncertainty.coverage_zip(
+        table, zip_plot_cells(table, inputs.seed_figures.question), inputs.methods,
+        inputs.method_options)
+
+
+def zip_plot_cells(beta_intervals, question: Cell) -> list[str]:
+    """The seed question's cell, and the small-sd cell of the zip plot: among the balanced,
+    normal-random-effect cells with the question's J, the one of smallest positive sd (p0 = 0.5
+    first). Cells missing from the table are left to the figure's placeholder panels."""
+    candidates = beta_intervals[
+        (beta_intervals["n_trials_min"] == question.n_trials_min)
+        & (beta_intervals["n_trials_max"] == question.n_trials_min)
+        & (beta_intervals["re_dist"] == "normal") & (beta_intervals["re_sd"] > 0)
+        & (beta_intervals["cell"] != question.name)
+    ].drop_duplicates("cell")
+    candidates = candidates.assign(p0_distance=(candidates["p0"] - 0.5).abs())
+    smallest = candidates.sort_values(["re_sd", "p0_distance", "cell"]).head(1)["cell"].tolist()
+    return [question.name, *smallest]
+
+
+@register_figure("nested_loop", tables=("performance", "cells"), category="Uncertainty")
+def _nested_loop(inputs: FigureInputs):
+    from glmmshrink import figures_uncertainty
+
+    return figures_uncertainty.nested_loop(inputs.tables["performance"], inputs.tables["cells"],
+                                           inputs.methods, inputs.method_options)

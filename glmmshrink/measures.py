@@ -147,24 +147,6 @@ def rmse_ratio(per_replicate_mse, reference_mse) -> Measure:
     return Measure(float(root), float(mcse), n)
 
 
-def interval_coverage(lower, upper, truth) -> Measure:
-    """Share of intervals [lower, upper] that contain the truth, from (R, G) arrays.
-
-    MCSE sqrt(C (1 - C) / n) (Morris et al. 2019, Table 6) with n the replicates used, not the
-    intervals: groups of one replicate share the hyperparameters, and with n = R the formula
-    bounds the clustered SE from above (intra-replicate correlation <= 1). Replicates without
-    finite intervals (an improper posterior) are left out.
-    """
-    lower, upper, truth = (np.asarray(a, dtype=np.float64) for a in (lower, upper, truth))
-    usable = np.all(np.isfinite(lower) & np.isfinite(upper), axis=1)
-    n = int(usable.sum())
-    if n == 0:
-        return Measure(np.nan, np.nan, 0)
-    covered = (lower[usable] <= truth[usable]) & (truth[usable] <= upper[usable])
-    rate = covered.mean()
-    return Measure(float(rate), float(np.sqrt(rate * (1 - rate) / n)), n)
-
-
 def replicate_slopes(estimates, observed) -> np.ndarray:
     """Least-squares slope of estimates on observed proportions within each replicate, shape (R,).
 

@@ -9,7 +9,8 @@ Adding one is one decorated function here::
     def _fit_mine(y, n, options) -> MethodFit: ...
 
 plus its name in ``config['methods']``; the pipeline, tables, summaries and figures pick it up
-from the registry. Registered: ``raw``, ``laplace``, ``agq`` and ``bayes``.
+from the registry. Registered: ``raw``, ``laplace``, ``agq``, ``bayes``, ``pql`` and
+``betabinomial``.
 """
 
 from __future__ import annotations
@@ -69,8 +70,12 @@ class Method:
         theory of shrinkage and with the raw proportion (``raw`` is the one that does not).
     interval_estimands : tuple of str
         Estimands with 95 % intervals in the tables: ``p`` means group columns ``p_lower`` and
-        ``p_upper``; ``beta`` or ``sigma`` mean replicate columns ``beta_lower``/``beta_upper``
-        (``sigma_lower``/``sigma_upper``). Each gets a ``coverage_95`` measure.
+        ``p_upper`` (summarised as ``coverage_95`` and ``width_95``); ``beta`` means replicate
+        columns ``beta_se`` (the model-based SE), ``beta_lower`` and ``beta_upper`` (summarised
+        as ``modelse``, ``relerror_modelse``, ``coverage_95`` and ``width_95``).
+    likelihood_ratio_test : bool
+        The replicate table has ``loglik`` and ``loglik_null`` (the sigma = 0 log-likelihood):
+        the rejection rate of the boundary likelihood-ratio test of sigma = 0 is summarised.
     can_be_improper : bool
         The replicate table has a boolean ``improper`` column, counted as a flag.
     extra_hyperparameters : tuple of str
@@ -92,6 +97,7 @@ class Method:
     estimates_hyperparameters: bool = True
     shrinks: bool = True
     interval_estimands: tuple[str, ...] = ()
+    likelihood_ratio_test: bool = False
     can_be_improper: bool = False
     extra_hyperparameters: tuple[str, ...] = ()
     default_options: Mapping[str, Any] = field(default_factory=dict)
@@ -116,7 +122,7 @@ class Method:
 
 
 # Where each interval estimand's bounds live: the group table (p) or the replicate table.
-INTERVAL_ESTIMANDS = {"p": "groups", "beta": "replicates", "sigma": "replicates"}
+INTERVAL_ESTIMANDS = {"p": "groups", "beta": "replicates"}
 
 
 class MethodRegistry(Mapping[str, Method]):
@@ -177,7 +183,11 @@ METHODS = MethodRegistry()
 register_method = METHODS.register
 
 
-def _from_glmm_fit(fit) -> MethodFit:
+def _from_glmm_fit(fit, y, n) -> MethodFit:
+    """A ``fit_glmm`` fit with its Wald and conditional-mode intervals and both log-likelihoods."""
+    from glmmshrink.method_intervals import likelihood_fit_columns
+
+    columns = likelihood_fit_columns(y, n, fit, fit.beta_se)
     return MethodFit(
         beta_hat=np.atleast_1d(fit.beta),
         sigma_hat=np.atleast_1d(fit.sigma),
@@ -187,14 +197,19 @@ def _from_glmm_fit(fit) -> MethodFit:
         converged=np.atleast_1d(fit.converged),
         singular=np.atleast_1d(fit.singular),
         separated=np.atleast_1d(fit.separated),
+        extra_replicate=columns.replicate,
+        extra_group=columns.group,
     )
 
 
 @register_method(
     "raw", label="raw y/n", color="0.45", order=0, estimates_hyperparameters=False,
-    shrinks=False, description="observed proportion y/n",
+    shrinks=False, interval_estimands=("p",),
+    description="observed proportion y/n, with the Wilson interval",
 )
 def _fit_raw(y, n, options) -> MethodFit:
+    from glmmshrink.method_intervals import raw_columns
+
     n_replicates = y.shape[0]
     with np.errstate(invalid="ignore", divide="ignore"):
         proportion = y / n
@@ -208,17 +223,18 @@ def _fit_raw(y, n, options) -> MethodFit:
         converged=np.ones(n_replicates, bool),
         singular=np.zeros(n_replicates, bool),
         separated=np.zeros(n_replicates, bool),
+        extra_group=raw_columns(y, n).group,
     )
 
 
 @register_method(
-    "laplace", label="Laplace", color="C0", order=10,
-    description="fit_glmm, Laplace approximation (nAGQ = 1)",
+    "laplace", label="Laplace", color="C0", order=10, interval_estimands=("p", "beta"),
+    likelihood_ratio_test=True, description="fit_glmm, Laplace approximation (nAGQ = 1)",
 )
 def _fit_laplace(y, n, options) -> MethodFit:
     from glmmshrink import fit_glmm
 
-    return _from_glmm_fit(fit_glmm(y, n, nagq=1))
+    return _from_glmm_fit(fit_glmm(y, n, nagq=1), y, n)
 
 
 @register_method(
@@ -227,13 +243,15 @@ def _fit_laplace(y, n, options) -> MethodFit:
     color="C1",
     order=20,
     marker="D",
+    interval_estimands=("p", "beta"),
+    likelihood_ratio_test=True,
     default_options={"nagq": 25},
     description="fit_glmm, adaptive Gauss-Hermite quadrature (nAGQ from options, default 25)",
 )
 def _fit_agq(y, n, options) -> MethodFit:
     from glmmshrink import fit_glmm
 
-    return _from_glmm_fit(fit_glmm(y, n, nagq=int(options["nagq"])))
+    return _from_glmm_fit(fit_glmm(y, n, nagq=int(options["nagq"])), y, n)
 
 
 def _prior(value):
@@ -247,14 +265,15 @@ def _prior(value):
     color="C2",
     order=30,
     filled=False,
-    interval_estimands=("p",),
+    interval_estimands=("p", "beta"),
     can_be_improper=True,
     default_options={"beta_prior": "flat", "sigma_prior": ["uniform", 100.0]},
     description="posterior means by exact quadrature (posterior_glmm); flat beta and "
     "Uniform(0, 100) sigma priors by default",
 )
 def _fit_bayes(y, n, options) -> MethodFit:
-    """Posterior means of beta, sigma and p_i; the 95 % credible interval of p_i as extras.
+    """Posterior means of beta, sigma and p_i; posterior SDs and exact 95 % credible intervals
+    of beta and p_i as extras (``beta_se`` is beta's posterior SD, the model-based SE).
 
     An improper posterior (flat beta prior, all y == 0 or all y == n) is the separated dataset
     of the likelihood fits: flagged separated and non-converged, with NaN estimates.
@@ -274,10 +293,93 @@ def _fit_bayes(y, n, options) -> MethodFit:
         converged=~improper,
         singular=np.zeros_like(improper),
         separated=improper,
-        extra_replicate={"improper": improper, "beta_sd": np.atleast_1d(post.beta_sd),
+        extra_replicate={"improper": improper, "beta_se": np.atleast_1d(post.beta_sd),
+                         "beta_lower": np.atleast_1d(post.beta_lower),
+                         "beta_upper": np.atleast_1d(post.beta_upper),
                          "sigma_sd": np.atleast_1d(post.sigma_sd)},
         extra_group={"p_sd": np.atleast_2d(post.p_sd), "p_lower": np.atleast_2d(post.p_lower),
                      "p_upper": np.atleast_2d(post.p_upper)},
+    )
+
+
+@register_method(
+    "pql",
+    label="PQL",
+    color="C3",
+    order=40,
+    marker="v",
+    interval_estimands=("p",),
+    description="fit_pql, the fixed point of MASS::glmmPQL (penalized quasi-likelihood)",
+)
+def _fit_pql(y, n, options) -> MethodFit:
+    """PQL estimates of beta, sigma and p_i, with the conditional-mode interval of p_i.
+
+    A fit that did not reach the fixed point (a runaway on all-0/1 groups, or separation) is
+    non-converged with NaN estimates; ``damped`` marks fits whose plain glmmPQL iteration cycles.
+    """
+    from glmmshrink import fit_pql
+    from glmmshrink.intervals import conditional_mode_interval
+
+    fit = fit_pql(y, n)
+    p_lower, p_upper = conditional_mode_interval(fit.beta, fit.b, fit.b_sd)
+    return MethodFit(
+        beta_hat=fit.beta,
+        sigma_hat=fit.sigma,
+        p_hat=fit.p_hat,
+        b=fit.b,
+        b_sd=fit.b_sd,
+        converged=fit.converged,
+        singular=fit.sigma == 0,
+        separated=fit.separated,
+        extra_replicate={"residual_sd": fit.residual_sd, "damped": fit.damped},
+        extra_group={"p_lower": p_lower, "p_upper": p_upper},
+    )
+
+
+@register_method(
+    "betabinomial",
+    label="beta-binomial EB",
+    color="C5",
+    order=50,
+    marker="s",
+    estimates_hyperparameters=False,
+    interval_estimands=("p",),
+    extra_hyperparameters=("mu", "rho"),
+    description="fit_betabinomial: ML beta-binomial (mu, rho), p_i = (y_i + a)/(n_i + a + b)",
+)
+def _fit_betabinomial(y, n, options) -> MethodFit:
+    """Empirical-Bayes posterior means of p_i under the ML beta-binomial fit, and the
+    equal-tailed 95 % interval of their Beta(y_i + a, n_i - y_i + b) posterior (the naive EB
+    interval, which ignores the uncertainty in a and b; a single point mu where rho = 0).
+
+    ``singular`` marks the boundary rho = 0 (no overdispersion), the analogue of sigma = 0.
+    """
+    from scipy.special import betaincinv
+
+    from glmmshrink import fit_betabinomial
+
+    fit = fit_betabinomial(y, n)
+    tail = 0.025
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a, b = fit.a[:, None], fit.b[:, None]
+        p_lower, p_upper = (betaincinv(y + a, n - y + b, q) for q in (tail, 1 - tail))
+    at_boundary = np.broadcast_to(fit.boundary[:, None], p_lower.shape)
+    p_lower = np.where(at_boundary, fit.p_hat, p_lower)
+    p_upper = np.where(at_boundary, fit.p_hat, p_upper)
+    padding = n == 0
+    missing = np.full(np.shape(y), np.nan)
+    return MethodFit(
+        beta_hat=np.full(len(fit.mu), np.nan),
+        sigma_hat=np.full(len(fit.mu), np.nan),
+        p_hat=fit.p_hat,
+        b=missing,
+        b_sd=missing,
+        converged=fit.converged,
+        singular=fit.boundary,
+        separated=fit.separated,
+        extra_replicate={"mu": fit.mu, "rho": fit.rho},
+        extra_group={"p_lower": np.where(padding, np.nan, p_lower),
+                     "p_upper": np.where(padding, np.nan, p_upper)},
     )
 
 

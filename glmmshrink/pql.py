@@ -347,7 +347,14 @@ def fit_pql(y, n):
     p_hat = expit(beta[:, None] + b)
     p_hat[separated] = np.where(padding[separated], np.nan, np.isposinf(beta[separated])[:, None])
 
-    fields = dict(beta=beta, sigma=sigma, residual_sd=residual_sd, b=b, p_hat=p_hat,
+    # Conditional SD of b_i in the final working LMM: y_i's n_i rows share the weight
+    # p(1 - p), so Var(b_i | z) = (1/sigma^2 + n_i p_i (1 - p_i) / phi)^-1 (Pinheiro & Bates 2000,
+    # section 2.2); 0 at a boundary fit, as lme4's condVar at sigma = 0.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        b_sd = 1.0 / np.sqrt(1.0 / sigma[:, None] ** 2
+                             + n * p_hat * (1.0 - p_hat) / residual_sd[:, None] ** 2)
+    b_sd = np.where(np.isnan(b), np.nan, b_sd)
+    fields = dict(beta=beta, sigma=sigma, residual_sd=residual_sd, b=b, b_sd=b_sd, p_hat=p_hat,
                   converged=converged, separated=separated, damped=damped, n_iter=n_iter)
     if was_1d:
         fields = {key: val[0] for key, val in fields.items()}

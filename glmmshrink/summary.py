@@ -4,17 +4,19 @@ Tables (see the README for every column):
 
 - ``cells``: one row per cell with its parameters and true beta and sigma;
 - ``performance``: long table of measures (bias, EmpSE, RMSE of beta-hat and sigma-hat; RMSE of
-  group estimates and its ratio to raw; shrinkage slope; coverage of the intervals of methods
-  that give them; mean and EmpSE of a method's own hyperparameters), each with MCSE and
-  replicates used;
+  group estimates and its ratio to raw; shrinkage slope; the interval estimands of
+  :mod:`glmmshrink.summary_intervals` (ModSE, coverage and width of intervals, the rejection
+  rate of the LRT of sigma = 0); mean and EmpSE of a method's own hyperparameters), each with
+  MCSE and replicates used;
 - ``fit_flags``: counts and rates of non-convergence, singular fits, separation, fit errors (and
   improper posteriors for methods that can be improper);
+- ``shrinkage_curve``: mean estimate and mean true p per observed proportion (or bin of it);
+- ``theory``: observed shrinkage slope and RMSE ratio next to the values :mod:`glmmshrink.theory`
+  predicts at the cell's true (beta, sigma);
+- ``beta_intervals``: each replicate's interval for beta, ranked for the zip plot.
 
 What is measured for a method follows its registry entry (:class:`glmmshrink.methods.Method`),
 never its name or the columns present.
-- ``shrinkage_curve``: mean estimate and mean true p per observed proportion (or bin of it);
-- ``theory``: observed shrinkage slope and RMSE ratio next to the values :mod:`glmmshrink.theory`
-  predicts at the cell's true (beta, sigma).
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from glmmshrink import measures, theory
+from glmmshrink import measures, summary_intervals, theory
 from glmmshrink.config import Cell
-from glmmshrink.methods import INTERVAL_ESTIMANDS, METHODS, MethodRegistry
+from glmmshrink.methods import METHODS, MethodRegistry
 
 FLAGS = {
     "nonconverged": lambda table: ~table["converged"],
@@ -72,22 +74,6 @@ def _hyperparameter_rows(method, table: pd.DataFrame, truths: dict) -> list[dict
     return rows
 
 
-def _interval_rows(method, spec, replicates, groups, cell: Cell, truths: dict) -> list[dict]:
-    """``coverage_95`` of each estimand the method gives intervals for (``Method.interval_estimands``)."""
-    rows = []
-    for estimand in spec.interval_estimands:
-        if INTERVAL_ESTIMANDS[estimand] == "groups":
-            lower, upper, truth = (_group_matrix(groups, column, cell.n_groups)
-                                   for column in ("p_lower", "p_upper", "p_true"))
-        else:
-            lower, upper = (replicates[f"{estimand}_{side}"].to_numpy(np.float64)[:, None]
-                            for side in ("lower", "upper"))
-            truth = np.full(lower.shape, truths[estimand])
-        rows.append(_measure_row(method, estimand, "coverage_95",
-                                 measures.interval_coverage(lower, upper, truth)))
-    return rows
-
-
 def performance_rows(cell: Cell, replicates: pd.DataFrame, groups: pd.DataFrame,
                      registry: MethodRegistry = METHODS) -> list[dict]:
     """Measures of every method in the tables; what is measured follows the method's
@@ -113,8 +99,18 @@ def performance_rows(cell: Cell, replicates: pd.DataFrame, groups: pd.DataFrame,
         rows.append(_measure_row(method, "p", "rmse_ratio_vs_raw", measures.rmse_ratio(method_mse, raw_mse)))
         slopes = measures.replicate_slopes(p_hat, p_raw)
         rows.append(_measure_row(method, "p", "shrinkage_slope", measures.mean_with_mcse(slopes)))
-        rows += _interval_rows(method, spec, table, group_table, cell, truths)
+    names = list(dict.fromkeys(replicates["method"]))
+    rows += summary_intervals.interval_rows(
+        cell.beta_true, replicates, groups,
+        beta_interval_methods=_giving_intervals(registry, names, "beta"),
+        p_interval_methods=_giving_intervals(registry, names, "p"),
+        likelihood_methods=registry.having(names, "likelihood_ratio_test"),
+    )
     return rows
+
+
+def _giving_intervals(registry: MethodRegistry, names, estimand: str) -> list[str]:
+    return [name for name in names if estimand in registry[name].interval_estimands]
 
 
 def _raw_mse(groups: pd.DataFrame, cell: Cell) -> np.ndarray:
@@ -284,12 +280,16 @@ def summarise_cell(cell: Cell, replicates: pd.DataFrame, groups: pd.DataFrame, n
         )
 
     performance = pd.DataFrame(performance_rows(cell, replicates, groups, registry))
+    names = list(dict.fromkeys(replicates["method"]))
+    beta_intervals = summary_intervals.beta_interval_table(
+        cell.beta_true, replicates, _giving_intervals(registry, names, "beta"))
     return {
         "cells": pd.DataFrame([cell_row(cell, n_replicates)]),
         "performance": keyed(performance),
         "fit_flags": keyed(pd.DataFrame(flag_rows(replicates, registry))),
         "shrinkage_curve": keyed(shrinkage_curve(cell, groups, n_bins)),
         "theory": keyed(theory_rows(cell, performance, registry)),
+        "beta_intervals": keyed(beta_intervals),
     }
 
 

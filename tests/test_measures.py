@@ -84,19 +84,6 @@ def test_replicate_slopes():
     assert measures.replicate_slopes(observed[:1], observed[:1])[0] == 1.0
 
 
-def test_interval_coverage_by_hand():
-    # Replicate 0 covers 2 of 3, replicate 1 covers 3 of 3, replicate 2 has an improper posterior
-    # (NaN intervals) and is left out: C = 5/6 over n = 2 replicates.
-    truth = np.array([[0.2, 0.5, 0.9], [0.3, 0.3, 0.3], [0.5, 0.5, 0.5]])
-    lower = np.array([[0.1, 0.4, 0.95], [0.2, 0.3, 0.0], [np.nan] * 3])
-    upper = np.array([[0.3, 0.6, 0.99], [0.4, 0.31, 0.3], [np.nan] * 3])
-    result = measures.interval_coverage(lower, upper, truth)
-    assert result.value == pytest.approx(5 / 6)
-    assert result.mcse == pytest.approx(math.sqrt(5 / 6 * 1 / 6 / 2))
-    assert result.n_used == 2
-    assert measures.interval_coverage(lower[2:], upper[2:], truth[2:]).n_used == 0
-
-
 # --- interval estimands -------------------------------------------------------------------
 
 Z95 = 1.959963984540054

@@ -25,24 +25,29 @@ SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text
 def fit_toy(y, n, options):
     """Moment shrinkage on the logit scale: beta = logit of the pooled proportion, sigma^2 = the
     empirical logits' variance minus their mean sampling variance, p_i pulled toward expit(beta)
-    by a factor ``options['pull']``; a +-0.1 'interval' around p_i."""
+    by a factor ``options['pull']``; a +-0.1 'interval' around p_i and the binomial Wald interval
+    of beta."""
     pooled = y.sum(axis=1) / n.sum(axis=1)
     beta = logit(np.clip(pooled, 0.01, 0.99))
     empirical = np.log((y + 0.5) / (n - y + 0.5))
     sigma = np.sqrt(np.maximum(empirical.var(axis=1, ddof=1)
                                - np.mean(1 / (n * 0.25), axis=1), 0.0))
     p_hat = expit(beta[:, None] + (1 - options["pull"]) * (empirical - beta[:, None]))
+    proportion = expit(beta)
+    beta_se = 1 / np.sqrt(n.sum(axis=1) * proportion * (1 - proportion))
     return MethodFit(
         beta_hat=beta, sigma_hat=sigma, p_hat=p_hat, b=np.full(y.shape, np.nan),
         b_sd=np.full(y.shape, np.nan), converged=np.ones(len(y), bool),
         singular=sigma == 0, separated=np.zeros(len(y), bool),
-        extra_replicate={"improper": pooled == 0, "toy_pull": np.full(len(y), options["pull"])},
+        extra_replicate={"improper": pooled == 0, "toy_pull": np.full(len(y), options["pull"]),
+                         "beta_se": beta_se, "beta_lower": beta - 1.96 * beta_se,
+                         "beta_upper": beta + 1.96 * beta_se},
         extra_group={"p_lower": np.clip(p_hat - 0.1, 0, 1), "p_upper": np.clip(p_hat + 0.1, 0, 1)},
     )
 
 
 TOY = Method(name="toy", fit=fit_toy, label="Toy pull {pull}", color="C6", order=15, marker="^",
-             interval_estimands=("p",), can_be_improper=True, extra_hyperparameters=("toy_pull",),
+             interval_estimands=("p", "beta"), can_be_improper=True, extra_hyperparameters=("toy_pull",),
              default_options={"pull": 0.3}, description="moment shrinkage, for the tests")
 REGISTRY = METHODS.with_methods(TOY)
 
@@ -79,7 +84,7 @@ def test_a_toy_method_reaches_every_summary_table(toy_study):
     assert len(toy) > 0 and set(toy["cell"]) == {cell.name for cell in study.cells}
     measured = set(zip(toy["estimand"], toy["measure"]))
     # estimates_hyperparameters, interval_estimands and extra_hyperparameters, each honoured:
-    assert {("sigma", "bias"), ("beta", "rmse"), ("p", "coverage_95"),
+    assert {("sigma", "bias"), ("beta", "rmse"), ("p", "coverage_95"), ("beta", "modelse"),
             ("toy_pull", "mean"), ("p", "rmse_ratio_vs_raw")} <= measured
     pull = toy[toy["estimand"] == "toy_pull"].query("measure == 'mean'")["value"]
     assert pull.to_numpy() == pytest.approx(0.4, abs=1e-12)  # the config's option reached the fit
@@ -186,7 +191,7 @@ def test_methods_are_ordered_and_labelled_by_the_registry():
         "raw", "laplace", "toy", "agq", "bayes"]
     assert REGISTRY.label("agq", {"agq": {"nagq": 9}}) == "AGQ-9"
     assert REGISTRY.label("agq") == "AGQ-25"
-    assert REGISTRY.having(["raw", "toy", "bayes"], "gives_intervals") == ["toy", "bayes"]
+    assert REGISTRY.having(["raw", "toy", "bayes"], "estimates_hyperparameters") == ["toy", "bayes"]
     with pytest.raises(ValueError, match="already registered"):
         REGISTRY.with_methods(TOY)
     with pytest.raises(KeyError, match="not registered"):

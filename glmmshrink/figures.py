@@ -47,9 +47,6 @@ def shrinkage_curves(shrinkage_curve: pd.DataFrame) -> plt.Figure:
     width, height = 2.3 * len(trials) + 1, 2.3 * len(sds) + 1.3
     figure, axes = plt.subplots(len(sds), len(trials), figsize=(width, height), sharex=True,
                                 sharey=True, squeeze=False)
-    # Fixed margins (inches): a constrained layout of this many panels costs seconds per save.
-    figure.subplots_adjust(left=0.75 / width, right=1 - 0.2 / width, bottom=0.6 / height,
-                           top=1 - 1.0 / height, wspace=0.1, hspace=0.3)
     designs = balanced[["n_groups", "p0"]].drop_duplicates().sort_values(["n_groups", "p0"])
     styles = {
         (design.n_groups, design.p0): style
@@ -71,8 +68,31 @@ def shrinkage_curves(shrinkage_curve: pd.DataFrame) -> plt.Figure:
             axis.set_visible(False)
         for handle, label in zip(*axis.get_legend_handles_labels()):
             legend_entries.setdefault(label, handle)
-    figure.legend(legend_entries.values(), legend_entries.keys(), loc="upper center",
-                  ncols=min(len(legend_entries), 6), fontsize=8)
+    # Shared axes label only the outer panels; where that panel is empty (a grid without every
+    # J x sd), label the first shown panel of the row and the last of the column instead.
+    for row in axes:
+        shown = [axis for axis in row if axis.get_visible()]
+        if shown:
+            shown[0].tick_params(axis="y", labelleft=True)
+    for column in axes.T:
+        shown = [axis for axis in column if axis.get_visible()]
+        if shown:
+            shown[-1].tick_params(axis="x", labelbottom=True)
+    # As many legend columns as fit the figure's width; the figure grows by the legend's height,
+    # so no entry is cut off however many methods and designs there are.
+    renderer = figure.canvas.get_renderer()
+    for ncols in range(min(len(legend_entries), 6), 0, -1):
+        legend = figure.legend(legend_entries.values(), legend_entries.keys(), loc="upper center",
+                               ncols=ncols, fontsize=8)
+        if ncols == 1 or legend.get_window_extent(renderer).width <= 0.98 * figure.bbox.width:
+            break
+        legend.remove()
+    legend_height = legend.get_window_extent(renderer).height / figure.dpi
+    height += legend_height
+    figure.set_size_inches(width, height)
+    # Fixed margins (inches): a constrained layout of this many panels costs seconds per save.
+    figure.subplots_adjust(left=0.75 / width, right=1 - 0.2 / width, bottom=0.6 / height,
+                           top=1 - (legend_height + 0.45) / height, wspace=0.1, hspace=0.3)
     figure.supxlabel("observed proportion y/n")
     figure.supylabel("mean estimate of p")
     return figure

@@ -308,3 +308,60 @@ def test_benchmarks_name_no_machine_path_and_run_without_resource(monkeypatch):
     import bench_fit
 
     assert bench_fit.resource is None
+
+
+# Row 13: the shrinkage_curves legend is whole and every row of panels has y tick labels, for
+# the small test grid (2 x 2 with an empty panel) and the default grid (5 x 5 with a short row).
+def curve_table(trials_by_sd, methods, designs):
+    rows = []
+    for sd, trials in trials_by_sd.items():
+        for n_trials in trials:
+            for method in methods:
+                for n_groups, p0 in designs:
+                    for y in range(n_trials + 1):
+                        rows.append(dict(n_groups=n_groups, n_trials_min=n_trials,
+                                         n_trials_max=n_trials, re_sd=sd, p0=p0, method=method,
+                                         mean_proportion=y / n_trials,
+                                         mean_estimate=0.5 + 0.8 * (y / n_trials - 0.5)))
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
+ALL_METHODS = ["raw", "laplace", "agq", "bayes"]
+GRIDS = {
+    "small": ({0.3: [20], 1.0: [5, 20]}, [(12, 0.5)]),
+    "default": ({**{sd: [5, 10, 20, 50, 100] for sd in (0.25, 0.5, 1.0, 2.0)}, 0.7: [10, 20, 50]},
+                [(30, 0.5), (30, 0.7)]),
+}
+
+
+@pytest.mark.parametrize("grid", GRIDS)
+def test_shrinkage_curves_legend_is_whole_and_every_row_has_y_labels(grid):
+    from glmmshrink import figures
+
+    trials_by_sd, designs = GRIDS[grid]
+    figure = figures.shrinkage_curves(curve_table(trials_by_sd, ALL_METHODS, designs))
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    (legend,) = figure.legends
+    labels = {text.get_text() for text in legend.get_texts()}
+    for method in ALL_METHODS:
+        assert any(label.split(",")[0] == method for label in labels), method
+    assert {"theory (a): exact mode map", "theory (b): linear approx."} <= labels
+    inside = figure.bbox
+    box = legend.get_window_extent(renderer)
+    assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and box.y1 <= inside.y1
+    rows = {}
+    for axis in figure.axes:
+        if axis.get_visible():
+            rows.setdefault(round(axis.get_position().y0, 4), []).append(axis)
+    assert len(rows) == len(trials_by_sd)
+    for row in rows.values():
+        first = min(row, key=lambda axis: axis.get_position().x0)
+        assert any(t.get_visible() and t.get_text() for t in first.get_yticklabels())
+    for axis in rows[max(rows)]:  # the top row's titles stay clear of the legend
+        assert axis.title.get_window_extent(renderer).y1 <= box.y0
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)

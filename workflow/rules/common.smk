@@ -37,8 +37,8 @@ def _use_recorded_config():
     if differing:
         print(
             f"Report of the study recorded in {STUDY_CONFIG_RECORD} (the run that wrote "
-            f"results/summary/); the config given here differs in {', '.join(differing)} and is "
-            "not used for the report.",
+            f"results/summary/); the current config (config.yaml, --configfile, --config) "
+            f"differs in {', '.join(differing)} and is not used for the report.",
             file=sys.stderr,
         )
         config.clear()

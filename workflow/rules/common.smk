@@ -25,8 +25,11 @@ STUDY_CONFIG_RECORD = "results/summary/study_config.yaml"
 
 def _building_report():
     # Snakemake parses the Snakefile before it decides to build a report; its command line is
-    # the only sign at this point.
-    return any(arg == "--report" or arg.startswith("--report=") for arg in sys.argv[1:])
+    # the only sign at this point. --report-after-run runs the study first: not a report alone.
+    arguments = sys.argv[1:]
+    return "--report-after-run" not in arguments and any(
+        arg == "--report" or arg.startswith("--report=") for arg in arguments
+    )
 
 
 def _use_recorded_config():

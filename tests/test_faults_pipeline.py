@@ -6,6 +6,7 @@ Each test works in its own temporary copy of the workflow (with profiles/default
 be identical to those of an undisturbed run.
 """
 
+import os
 import re
 import shutil
 import signal
@@ -61,24 +62,26 @@ def interrupted(directory: Path, trigger, signal_number, whole_group=True, delay
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                start_new_session=True)
     lines = []
-    for line in process.stdout:
-        lines.append(line)
-        if trigger(line):
-            time.sleep(delay)
-            if whole_group:
-                signal.killpg(process.pid, signal_number)
-            else:
-                process.send_signal(signal_number)
-            break
-    # Keep draining the pipe so Snakemake never blocks on a full one.
-    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
-    reader.start()
     try:
+        for line in process.stdout:
+            lines.append(line)
+            if trigger(line):
+                time.sleep(delay)
+                if whole_group:
+                    os.killpg(process.pid, signal_number)
+                else:
+                    process.send_signal(signal_number)
+                break
+        # Keep draining the pipe so Snakemake never blocks on a full one.
+        reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+        reader.start()
         code = process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        signal.killpg(process.pid, signal.SIGKILL)
-        process.wait()
         code = None
+    finally:
+        if process.poll() is None:  # hung, or the test failed: leave no run behind
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
     reader.join(timeout=10)
     return code, "".join(lines)
 

@@ -90,7 +90,8 @@ logging.basicConfig(
 try:
     main(snakemake)  # noqa: F821
 except DamagedChunks as error:
-    logging.error("%s", error)
+    for line in str(error).splitlines():
+        logging.error("%s", line)
     print(error, file=sys.stderr)
     sys.exit(1)
 except Exception:

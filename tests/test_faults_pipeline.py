@@ -115,17 +115,34 @@ def started(rule: str, count: int = 1):
     return trigger
 
 
-# Row 4: Ctrl-C at two moments, then the same plain command.
-@pytest.mark.parametrize("moment, trigger, delay", [
-    ("fitting", started("fit_chunk", 2), 1.0),
-    ("summarising", started("summarise"), 0.5),
-], ids=["during-fitting", "during-summarise"])
+def finished(rule: str):
+    """The moment Snakemake reports the first job of ``rule`` done (with -j 2 and these jobs, the
+    next "Finished jobid" line after the rule's start is that job's)."""
+    rule_started = started(rule)
+    seen = []
+
+    def trigger(line: str) -> bool:
+        if seen or rule_started(line):
+            seen.append(line)
+        return len(seen) > 1 and "Finished jobid" in line
+
+    return trigger
+
+
+# Row 4: Ctrl-C at two moments, then the same plain command. As a fit job finishes while another
+# runs, Snakemake 9.27.1 leaves that other job's finished outputs marked incomplete: without
+# profiles/default's rerun-incomplete the rerun stopped with IncompleteFilesException in 4 of 4
+# tries at or right after a job's finish on the development VM. During summarise, the half-made summary must be redone.
+@pytest.mark.parametrize("moment, rule, delay", [
+    (finished, "fit_chunk", 0.0),
+    (started, "summarise", 0.5),
+], ids=["as-a-fit-job-finishes", "during-summarise"])
 def test_ctrl_c_then_the_same_command_completes_with_identical_tables(
-        tmp_path, reference, moment, trigger, delay):
-    directory = workflow_copy(tmp_path / moment)
-    code, output = interrupted(directory, trigger, signal.SIGINT, delay=delay)
+        tmp_path, reference, moment, rule, delay):
+    directory = workflow_copy(tmp_path / rule)
+    code, output = interrupted(directory, moment(rule), signal.SIGINT, delay=delay)
     assert code is not None and code != 0, output
-    assert not (directory / "results/summary/performance.parquet").exists()
+    assert not (directory / "results/figures/shrinkage_curves.png").exists()  # stopped early
     again = snakemake(directory, *PLAIN)
     assert "IncompleteFilesException" not in again.stdout + again.stderr
     assert_same_tables(directory, reference)

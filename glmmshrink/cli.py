@@ -22,12 +22,11 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from glmmshrink.config_limits import ALLOW_LARGE_NAGQ, HARD_MAX_NAGQ, MAX_NAGQ, nagq_problem
+from glmmshrink.config_limits import HARD_MAX_NAGQ, MAX_NAGQ, nagq_problem
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -365,12 +364,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.command == "fit":
-            problem = nagq_problem(args.nagq, args.allow_large_nagq)
+            problem = nagq_problem(args.nagq, args.allow_large_nagq,
+                                   allowance="--allow-large-nagq")
             if problem:
-                flag = "--" + ALLOW_LARGE_NAGQ.replace("_", "-")
-                args.subparser.error(
-                    f"argument --nagq: {problem.replace(ALLOW_LARGE_NAGQ + ': true', flag)}"
-                )
+                args.subparser.error(f"argument --nagq: {problem}")
     except SystemExit as stop:  # --help or a usage error; argparse has already printed
         return int(stop.code or 0)
     try:

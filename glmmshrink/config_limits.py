@@ -43,13 +43,17 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f"; did you mean '{by_lower[close[0]]}'?" if close else ""
 
 
-def nagq_problem(nagq: Any, allow_large: bool = False, minimum: int = 1) -> str | None:
-    """What is wrong with a number of quadrature nodes, or None if it is allowed."""
+def nagq_problem(nagq: Any, allow_large: bool = False, minimum: int = 1,
+                 allowance: str = f"{ALLOW_LARGE_NAGQ}: true") -> str | None:
+    """What is wrong with a number of quadrature nodes, or None if it is allowed.
+
+    ``allowance`` is how the user allows more nodes (a config key or a command-line flag).
+    """
     largest = HARD_MAX_NAGQ if allow_large else MAX_NAGQ
     if isinstance(nagq, bool) or not isinstance(nagq, int) or not minimum <= nagq <= largest:
         hint = (
             "" if allow_large or (isinstance(nagq, int) and nagq > HARD_MAX_NAGQ)
-            else f"; up to {HARD_MAX_NAGQ} with {ALLOW_LARGE_NAGQ}: true"
+            else f"; up to {HARD_MAX_NAGQ} with {allowance}"
         )
         return f"must be an integer from {minimum} to {largest}, got {nagq!r}{hint}"
     return None

@@ -212,7 +212,7 @@ def missing_from_user_files(user_config: Mapping, schema: Mapping, files) -> str
         f"config key(s) {keys} missing from {names}: a study given with --configfile must set "
         f"{', '.join(schema['required'])} itself, otherwise Snakemake would silently take them "
         "from the default study's config.yaml (copy them from there, or pass "
-        "--replace-workflow-config to see what your file alone gives)"
+        "--replace-workflow-config, Snakemake >= 9, to see what your file alone gives)"
     )
 
 

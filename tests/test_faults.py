@@ -302,6 +302,9 @@ def test_benchmarks_name_no_machine_path_and_run_without_resource(monkeypatch):
             raise ImportError("no resource module (as on Windows)")
         return real_import(name, *args, **kwargs)
 
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                     "BLIS_NUM_THREADS"):
+        monkeypatch.setenv(variable, "1")  # bench_fit pins these; restored after the test
     monkeypatch.setattr(builtins, "__import__", no_resource)
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     monkeypatch.delitem(sys.modules, "bench_fit", raising=False)

@@ -96,8 +96,11 @@ def check_chunk(path, cell: str, n_groups: int, methods: Sequence[str]) -> str |
             groups = rows["group"].to_numpy()
             if groups.min() < 0 or groups.max() >= n_groups:
                 return f"holds groups {_span(groups)}, the cell has groups 0-{n_groups - 1}"
-        if len(rows) != expected.size * per_replicate or rows.duplicated().any():
+        if rows.duplicated().any():
             return f"holds duplicated rows for method {method}"
+        if len(rows) != expected.size * per_replicate:
+            return (f"holds {len(rows)} rows for method {method}, expected "
+                    f"{expected.size * per_replicate}")
     return None
 
 

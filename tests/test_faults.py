@@ -224,6 +224,15 @@ def test_duplicated_rows_and_missing_columns_are_named(tmp_path):
     assert reasons[1] == "lacks the column(s) p_hat of a groups chunk"
 
 
+def test_a_groups_chunk_missing_a_group_is_named(tmp_path):
+    paths = write_chunk(tmp_path, 0, 4)
+    table = pq.read_table(paths[1]).to_pandas()
+    pq.write_table(pa.Table.from_pandas(table[table["group"] != 2], preserve_index=False), paths[1])
+    (problem,) = problems_of(paths)
+    rows = 4 * CELL.n_groups
+    assert problem.reason == f"holds {rows - 4} rows for method laplace, expected {rows}"
+
+
 def test_a_chunk_missing_a_method_is_named(tmp_path):
     paths = write_chunk(tmp_path, 0, 4)
     problems = check_chunks(paths, {CELL.name: CELL.n_groups}, METHODS_USED + ["agq"])

@@ -16,7 +16,10 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import resource  # noqa: E402
+try:  # peak resident memory; the module is Unix-only
+    import resource  # noqa: E402
+except ImportError:
+    resource = None
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
@@ -112,6 +115,9 @@ def main():
               f"fit_glmm is {seed_rate * glmer_time:.0f}x faster per core")
 
     y, n = study_data(args.memory_reps, seed_cell)
+    if resource is None:
+        print("peak memory not measured: no resource module on this platform")
+        return
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
     fit_glmm(y, n)

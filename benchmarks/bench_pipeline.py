@@ -4,7 +4,7 @@ Reports the wall time, the number of model fits, and the share of the wall time 
 the jobs' own work (Python start-up, imports, Snakemake scheduling), as
 1 - sum(work time logged by each job) / (cores * wall time).
 
-    /work/venv/bin/python benchmarks/bench_pipeline.py [--config config.yaml] [--cores 2]
+    python benchmarks/bench_pipeline.py [--config config.yaml] [--cores 2]
 """
 
 from __future__ import annotations
@@ -34,13 +34,14 @@ def main() -> None:
     directory = Path(tempfile.mkdtemp(prefix="glmmshrink-bench-"))
     for name in ("Snakefile", "config.yaml"):
         shutil.copy(ROOT / name, directory / name)
-    for name in ("workflow", "scripts"):
+    for name in ("workflow", "scripts", "profiles"):
         shutil.copytree(ROOT / name, directory / name)
     config = ROOT / arguments.config
     shutil.copy(config, directory / "bench_config.yaml")
     snakemake = Path(sys.executable).parent / "snakemake"
 
-    load_before = os.getloadavg()[0]
+    # The load average says how busy the machine was; Windows has none.
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     began = time.perf_counter()
     subprocess.run(
         [str(snakemake), "-j", str(arguments.cores), "--configfile", "bench_config.yaml", "-q"],

@@ -10,6 +10,9 @@ constant; the printed logLik uses the constant glmer would use on the rows as gi
 
 ``main(argv)`` returns the exit code: 0 on success, 2 for bad input or usage, with a one-line
 message on stderr and no traceback.
+
+pandas, scipy.stats and the fitters are imported inside the commands that use them, so
+``glmmshrink --help`` and usage errors answer without loading them.
 """
 
 from __future__ import annotations
@@ -19,14 +22,16 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-from glmmshrink.config import Cell
-from glmmshrink._objective import log_choose
-from glmmshrink.glmer_summary import GlmerSummary, intercept_se
-from glmmshrink.simulate import replicate_rng, simulate_replicate
+from glmmshrink.config_limits import HARD_MAX_NAGQ, MAX_NAGQ, nagq_problem
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from glmmshrink.glmer_summary import GlmerSummary
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -61,6 +66,10 @@ def load_counts(path, response: str, group: str, trials: str | None = None) -> G
     ``response`` counts successes out of the ``trials`` column. Raises :class:`InputError` naming
     the file, column or value that is wrong.
     """
+    import pandas as pd
+
+    from glmmshrink._objective import log_choose
+
     path = Path(path)
     if not path.is_file():
         raise InputError(f"no such file: {path}")
@@ -128,6 +137,8 @@ def load_counts(path, response: str, group: str, trials: str | None = None) -> G
 
 def _whole_numbers(values: pd.Series, column: str) -> np.ndarray:
     """Column as int64, or InputError for text, negatives, non-integers and infinities."""
+    import pandas as pd
+
     if values.dtype == bool:
         return values.to_numpy(np.int64)
     if not pd.api.types.is_numeric_dtype(values):
@@ -159,12 +170,16 @@ def printed_loglik(fit_loglik: float, counts: GroupedCounts) -> float:
     ``sum_r log C(n_r, y_r)`` over its input rows, which is 0 for 0/1 rows (lme4 has no
     binomial-coefficient term for Bernoulli data). Swap one constant for the other.
     """
+    from glmmshrink._objective import log_choose
+
     group_constant = float(np.sum(log_choose(counts.trials, counts.successes)))
     return fit_loglik - group_constant + counts.row_log_choose_sum
 
 
 def summarise(fit, counts: GroupedCounts, group: str, nagq: int) -> GlmerSummary:
     """Build the glmer-style summary of a single-dataset ``fit_glmm`` result."""
+    from glmmshrink.glmer_summary import GlmerSummary, intercept_se
+
     beta, sigma = float(fit.beta), float(fit.sigma)
     return GlmerSummary(
         formula=counts.formula,
@@ -185,6 +200,8 @@ def summarise(fit, counts: GroupedCounts, group: str, nagq: int) -> GlmerSummary
 
 def group_table(fit, counts: GroupedCounts, group: str) -> pd.DataFrame:
     """Per-group estimates: counts, observed proportion, conditional mode and SD, p_hat."""
+    import pandas as pd
+
     return pd.DataFrame(
         {
             group: counts.group_labels,
@@ -208,10 +225,30 @@ def _nagq(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return value
+
+
+def _open_for_writing(path):
+    """Open ``--out`` before the fit, so a bad path fails at once with the OS's reason."""
+    try:
+        return open(path, "w", newline="")
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise InputError(f"cannot write {path}: {reason}") from None
+
+
 def _run_fit(args) -> int:
     from glmmshrink import fit_glmm
 
     counts = load_counts(args.data, args.response, args.group, args.trials)
+    out_file = _open_for_writing(args.out) if args.out is not None else None
     fit = fit_glmm(counts.successes, counts.trials, nagq=args.nagq)
     print(summarise(fit, counts, args.group, args.nagq))
     if args.nagq > 1:
@@ -220,17 +257,21 @@ def _run_fit(args) -> int:
             "counts glmer prints a different value for nAGQ > 1 (it drops the binomial "
             "coefficients and subtracts the saturated log-likelihood)."
         )
-    if args.out is not None:
+    if out_file is not None:
         try:
-            group_table(fit, counts, args.group).to_csv(args.out, index=False)
+            with out_file:
+                group_table(fit, counts, args.group).to_csv(out_file, index=False)
         except OSError as error:
-            raise InputError(f"cannot write {args.out}: {error.strerror}") from None
+            raise InputError(f"cannot write {args.out}: {error.strerror or error}") from None
         print(f"\nPer-group estimates written to {args.out}")
     return EXIT_OK
 
 
 def _run_demo(args) -> int:
     from glmmshrink import fit_glmm
+    from glmmshrink._objective import log_choose
+    from glmmshrink.config import Cell
+    from glmmshrink.simulate import replicate_rng, simulate_replicate
 
     # Replicate 0 of the study's seed cell under master seed --seed: the pipeline's own data.
     cell = Cell(n_groups=DEMO_GROUPS, n_trials_min=DEMO_TRIALS, n_trials_max=DEMO_TRIALS,
@@ -258,8 +299,15 @@ def _run_demo(args) -> int:
     return EXIT_OK
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors: the error and where to read the usage."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="glmmshrink",
         description="Binomial random-intercept GLMM fits (lme4's glmer optimum) and shrinkage.",
     )
@@ -282,10 +330,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--nagq",
         type=_nagq,
         default=1,
-        help="1 = Laplace (default); k > 1 = adaptive Gauss-Hermite with k nodes",
+        help="1 = Laplace (default); k > 1 = adaptive Gauss-Hermite with k nodes "
+        f"(at most {MAX_NAGQ}, or {HARD_MAX_NAGQ} with --allow-large-nagq)",
+    )
+    fit.add_argument(
+        "--allow-large-nagq",
+        action="store_true",
+        help=f"allow --nagq above {MAX_NAGQ} (up to {HARD_MAX_NAGQ}); more nodes rarely change "
+        "the estimates",
     )
     fit.add_argument("--out", help="write per-group estimates to this CSV")
-    fit.set_defaults(run=_run_fit)
+    fit.set_defaults(run=_run_fit, subparser=fit)
 
     demo = commands.add_parser(
         "demo",
@@ -296,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--seed",
-        type=int,
+        type=_seed,
         default=2026,
         help="master seed; the data are replicate 0 of the study's seed cell (default 2026)",
     )
@@ -309,6 +364,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        if args.command == "fit":
+            problem = nagq_problem(args.nagq, args.allow_large_nagq,
+                                   allowance="--allow-large-nagq")
+            if problem:
+                args.subparser.error(f"argument --nagq: {problem}")
     except SystemExit as stop:  # --help or a usage error; argparse has already printed
         return int(stop.code or 0)
     try:

@@ -16,6 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from glmmshrink.config_limits import (
+    did_you_mean,
+    option_problems,
+    size_problems,
+    without_check_only_options,
+)
 from glmmshrink.grid import Cell, expand_grid, schema_with_axes  # noqa: F401 -- re-exported
 
 
@@ -87,6 +93,27 @@ def _key_path(path) -> str:
     return text or "<top level>"
 
 
+def _unknown_key_message(error) -> str:
+    """An additionalProperties violation: the stray key(s), the valid keys, a close match."""
+    valid = list(error.schema.get("properties", {}))
+    stray = [key for key in error.instance if key not in valid]
+    where = _key_path(error.absolute_path)
+    path = list(error.absolute_path)
+    if len(path) == 2 and path[0] == "method_options":
+        return "\n  ".join(
+            f"config key '{where}.{key}': method '{path[1]}' has no option '{key}' "
+            f"(known keys: {', '.join(valid)}){did_you_mean(key, valid)}"
+            for key in stray
+        )
+    scope = "valid top-level keys" if where == "<top level>" else f"valid keys of '{where}'"
+    prefix = "" if where == "<top level>" else f"{where}."
+    return "\n  ".join(
+        f"config key '{prefix}{key}' is not allowed ({scope}: {', '.join(valid)})"
+        f"{did_you_mean(key, valid)}"
+        for key in stray
+    )
+
+
 def _schema_errors(config: Mapping, schema: Mapping) -> list[str]:
     import jsonschema  # only the Snakefile validates; fitting jobs skip this import
 
@@ -95,10 +122,33 @@ def _schema_errors(config: Mapping, schema: Mapping) -> list[str]:
     for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path))):
         # For anyOf/oneOf, report the branch that got furthest; its schema has the description.
         best = jsonschema.exceptions.best_match([error]) if error.context else error
+        if best.validator == "additionalProperties" and isinstance(best.instance, Mapping):
+            messages.append(_unknown_key_message(best))
+            continue
         description = best.schema.get("description") or error.schema.get("description")
         allowed = f" (allowed: {description})" if description else ""
         messages.append(f"config key '{_key_path(best.absolute_path)}': {best.message}{allowed}")
     return messages
+
+
+def missing_from_user_files(user_config: Mapping, schema: Mapping, files) -> str | None:
+    """The error for required keys that the user's ``--configfile`` files (and ``--config``) lack.
+
+    Snakemake loads the Snakefile's ``configfile: config.yaml`` underneath every ``--configfile``,
+    so without this check a key missing from the user's file silently takes the default study's
+    value. ``user_config`` is what the user's files and ``--config`` set, merged.
+    """
+    missing = [key for key in schema.get("required", []) if key not in user_config]
+    if not missing:
+        return None
+    names = ", ".join(str(f) for f in files)
+    keys = ", ".join(f"'{key}'" for key in missing)
+    return (
+        f"config key(s) {keys} missing from {names}: a study given with --configfile must set "
+        f"{', '.join(schema['required'])} itself, otherwise Snakemake would silently take them "
+        "from the default study's config.yaml (copy them from there, or pass "
+        "--replace-workflow-config, Snakemake >= 9, to see what your file alone gives)"
+    )
 
 
 def _as_list(value) -> list:
@@ -122,6 +172,7 @@ def check_config(config: Mapping, schema: Mapping, known_methods) -> StudyConfig
         raise ValueError(
             f"config key 'methods': unknown method(s) {unknown} "
             f"(allowed: {sorted(known_methods)})"
+            f"{did_you_mean(unknown[0], known_methods)}"
         )
     options = dict(config.get("method_options") or {})
     stray = [m for m in options if m not in known_methods]
@@ -130,6 +181,11 @@ def check_config(config: Mapping, schema: Mapping, known_methods) -> StudyConfig
             f"config key 'method_options': options for unknown method(s) {stray} "
             f"(allowed: {sorted(known_methods)})"
         )
+    # Before the grid is expanded: these bound what expanding it would cost.
+    messages = size_problems(config) + option_problems(options, known_methods)
+    if messages:
+        raise ValueError("invalid configuration:\n  " + "\n  ".join(messages))
+    options = without_check_only_options(options)
     return StudyConfig(
         seed=int(config["seed"]),
         replicates=int(config["replicates"]),

@@ -68,17 +68,31 @@ def shrinkage_curves(shrinkage_curve: pd.DataFrame, registry: MethodRegistry = M
             axis.set_visible(False)
         for handle, label in zip(*axis.get_legend_handles_labels()):
             legend_entries.setdefault(label, handle)
-    # About 2.5 inches of legend entry per column, so the legend fits the figure's width, and
-    # 0.17 inches per legend row above the panels. Fixed margins: a constrained layout of this
-    # many panels costs seconds per save.
-    columns = max(1, min(len(legend_entries), 6, int(width // 2.5)))
-    top = 0.35 + 0.17 * -(-len(legend_entries) // columns)
-    height += max(top - 1.0, 0.0)
+    # Shared axes label only the outer panels; where that panel is empty (a grid without every
+    # J x sd), label the first shown panel of the row and the last of the column instead.
+    for row in axes:
+        shown = [axis for axis in row if axis.get_visible()]
+        if shown:
+            shown[0].tick_params(axis="y", labelleft=True)
+    for column in axes.T:
+        shown = [axis for axis in column if axis.get_visible()]
+        if shown:
+            shown[-1].tick_params(axis="x", labelbottom=True)
+    # As many legend columns as fit the figure's width; the figure grows by the legend's height,
+    # so no entry is cut off however many methods and designs there are.
+    renderer = figure.canvas.get_renderer()
+    for ncols in range(min(len(legend_entries), 6), 0, -1):
+        legend = figure.legend(legend_entries.values(), legend_entries.keys(), loc="upper center",
+                               ncols=ncols, fontsize=8)
+        if ncols == 1 or legend.get_window_extent(renderer).width <= 0.98 * figure.bbox.width:
+            break
+        legend.remove()
+    legend_height = legend.get_window_extent(renderer).height / figure.dpi
+    height += legend_height
     figure.set_size_inches(width, height)
+    # Fixed margins (inches): a constrained layout of this many panels costs seconds per save.
     figure.subplots_adjust(left=0.75 / width, right=1 - 0.2 / width, bottom=0.6 / height,
-                           top=1 - max(top, 1.0) / height, wspace=0.1, hspace=0.3)
-    figure.legend(legend_entries.values(), legend_entries.keys(), loc="upper center",
-                  ncols=columns, fontsize=8)
+                           top=1 - (legend_height + 0.45) / height, wspace=0.1, hspace=0.3)
     figure.supxlabel("observed proportion y/n")
     figure.supylabel("mean estimate of p")
     return figure

@@ -1,15 +1,31 @@
-"""Snakemake entry point of rule summarise; the work is glmmshrink.summary."""
+"""Snakemake entry point of rule summarise; the work is glmmshrink.summary.
+
+Every chunk file is checked (glmmshrink.chunk_check) before any is summarised. A damaged or
+foreign file is moved aside to ``<file>.damaged`` and named on one line, and the job fails; the
+same ``snakemake`` command then refits exactly those chunks. Messages and any traceback go to the
+job's log. After the tables, the run's resolved config is recorded beside them
+(``results/summary/study_config.yaml``), so the report can say which study the tables describe.
+"""
 
 import logging
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
+from glmmshrink.chunk_check import check_chunks, quarantine
 from glmmshrink.config import Cell
 from glmmshrink.study import write_parquet_atomic
 from glmmshrink.summary import combine, summarise_cell
+
+STUDY_CONFIG_NAME = "study_config.yaml"
+
+
+class DamagedChunks(Exception):
+    """Chunk files that do not hold what their names say; already moved aside."""
 
 
 def _files_by_cell(paths):
@@ -19,11 +35,38 @@ def _files_by_cell(paths):
     return by_cell
 
 
-def main(smk) -> None:
-    logging.basicConfig(
-        filename=smk.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+def _check(smk) -> None:
+    cells = {name: parameters["n_groups"] for name, parameters in smk.params.cells.items()}
+    paths = list(smk.input.replicates) + list(smk.input.groups)
+    problems = check_chunks(paths, cells, list(smk.config["methods"]))
+    if not problems:
+        logging.info("checked %d chunk files", len(paths))
+        return
+    lines = []
+    for problem in problems:
+        moved = quarantine(problem)
+        lines.append(f"damaged chunk {problem}; moved to {moved}")
+    lines.append(
+        f"{len(problems)} chunk file(s) moved aside: run the same snakemake command again to refit "
+        "them (nothing was summarised)"
     )
+    raise DamagedChunks("\n".join(lines))
+
+
+def _record_config(smk) -> None:
+    """Write the resolved config of this run next to the summary tables (atomically)."""
+    target = Path(smk.output[0]).parent / STUDY_CONFIG_NAME
+    temporary = target.with_name(f".{target.name}.tmp")
+    temporary.write_text(
+        "# The resolved config of the run that wrote these tables (written by rule summarise).\n"
+        + yaml.safe_dump(dict(smk.config), sort_keys=False)
+    )
+    temporary.replace(target)
+
+
+def main(smk) -> None:
     began = time.perf_counter()
+    _check(smk)
     replicate_files = _files_by_cell(smk.input.replicates)
     group_files = _files_by_cell(smk.input.groups)
     per_cell = []
@@ -35,7 +78,22 @@ def main(smk) -> None:
         logging.info("summarised %s: %d replicate rows", name, len(replicates))
     for table_name, table in combine(per_cell).items():
         write_parquet_atomic(table, smk.output[table_name])
+    _record_config(smk)
     logging.info("work time %.3f s", time.perf_counter() - began)
 
 
-main(snakemake)  # noqa: F821 -- injected by Snakemake's script directive
+logging.basicConfig(
+    filename=snakemake.log[0],  # noqa: F821 -- injected by Snakemake's script directive
+    level=logging.INFO,
+    format="%(asctime)s %(levelname)s %(message)s",
+)
+try:
+    main(snakemake)  # noqa: F821
+except DamagedChunks as error:
+    for line in str(error).splitlines():
+        logging.error("%s", line)
+    print(error, file=sys.stderr)
+    sys.exit(1)
+except Exception:
+    logging.exception("summarise failed")  # the traceback into the job's log, not only stderr
+    raise

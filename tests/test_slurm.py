@@ -1,7 +1,7 @@
 """The study on a real SLURM cluster gives the same Parquet tables as a local run.
 
 Runs ``tests/config_small.yaml`` twice, each in its own temporary copy of the repository:
-once locally with ``workflow/profiles/default`` and once through Snakemake's SLURM
+once locally with ``profiles/default`` and once through Snakemake's SLURM
 executor with ``workflow/profiles/slurm``, then compares every Parquet table under
 ``results/``. It also checks that the SLURM run really went through SLURM and that the
 replicate chunks were bundled into fewer SLURM jobs than there are chunks.
@@ -150,7 +150,7 @@ def test_slurm_run_matches_local_run(slurm_cluster, tmp_path):
     local = _copy_repository(tmp_path / "local")
     on_slurm = _copy_repository(tmp_path / "slurm")
 
-    _run_snakemake(local, "--workflow-profile", "workflow/profiles/default", "--cores", "2")
+    _run_snakemake(local, "--workflow-profile", "profiles/default", "--cores", "2")
     slurm_output = _run_snakemake(
         on_slurm,
         "--workflow-profile", "workflow/profiles/slurm",

@@ -2,13 +2,14 @@
 # Snakemake before any job starts and before anything under results/ is touched.
 
 import os
+import sys
 from pathlib import Path
 
 import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from glmmshrink.config import check_config
+from glmmshrink.config import check_config, missing_from_user_files
 from glmmshrink.figure_registry import FIGURES, SUMMARY_TABLES, seed_figure_parameters
 from glmmshrink.grid import cell_name_pattern
 from glmmshrink.methods import METHODS
@@ -21,11 +22,56 @@ for _blas_variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREA
 with open(workflow.source_path("../schemas/config.schema.yaml")) as _schema_file:
     _config_schema = yaml.safe_load(_schema_file)
 
+# Rule summarise records the resolved config of the run beside the tables it writes.
+STUDY_CONFIG_RECORD = "results/summary/study_config.yaml"
+
+
+def _building_report():
+    # Snakemake parses the Snakefile before it decides to build a report; its command line is
+    # the only sign at this point. --report-after-run runs the study first: not a report alone.
+    arguments = sys.argv[1:]
+    return "--report-after-run" not in arguments and any(
+        arg == "--report" or arg.startswith("--report=") for arg in arguments
+    )
+
+
+def _use_recorded_config():
+    """For --report: describe the study that made results/, not whatever config is given now."""
+    with open(STUDY_CONFIG_RECORD) as record:
+        recorded = yaml.safe_load(record)
+    differing = sorted(k for k in set(config) | set(recorded) if config.get(k) != recorded.get(k))
+    if differing:
+        print(
+            f"Report of the study recorded in {STUDY_CONFIG_RECORD} (the run that wrote "
+            f"results/summary/); the current config (config.yaml, --configfile, --config) "
+            f"differs in {', '.join(differing)} and is not used for the report.",
+            file=sys.stderr,
+        )
+        config.clear()
+        config.update(recorded)
+
+
+# Snakemake loads config.yaml underneath every --configfile, so a key missing from the user's
+# file would silently take the default study's value: require the study's keys from the user's
+# files (and --config) themselves.
+if workflow.config_settings.configfiles and not _building_report():
+    _missing = missing_from_user_files(
+        workflow.config_settings.overwrite_config,
+        _config_schema,
+        workflow.config_settings.configfiles,
+    )
+    if _missing:
+        raise WorkflowError(_missing)
+
 try:
     STUDY = check_config(config, _config_schema, METHODS)
+    validate(config, "../schemas/config.schema.yaml", set_default=True)
+    if _building_report() and os.path.exists(STUDY_CONFIG_RECORD):
+        _use_recorded_config()
+        STUDY = check_config(config, _config_schema, METHODS)
+        validate(config, "../schemas/config.schema.yaml", set_default=True)
 except ValueError as error:
     raise WorkflowError(str(error)) from None
-validate(config, "../schemas/config.schema.yaml", set_default=True)
 
 # Captions of the registered figures, read once (rule figure passes them to the report).
 FIGURE_CAPTIONS = {

@@ -37,7 +37,8 @@ def worker(reps, groups, trials_min, trials_max, nagq):
     from glmmshrink.config import Cell
     from glmmshrink.simulate import simulate_replicates
 
-    data = simulate_replicates(Cell(groups, trials_min, trials_max, 1.0, 0.5), 20261127, 0, reps)
+    data = simulate_replicates(Cell(n_groups=groups, n_trials_min=trials_min, n_trials_max=trials_max, re_sd=1.0,
+                                     p0=0.5), 20261127, 0, reps)
     loaded = _rss_mib()
     wall, cpu = time.perf_counter(), time.process_time()
     fit = fit_glmm(data.y, data.n, nagq=nagq)

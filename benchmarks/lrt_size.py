@@ -13,7 +13,7 @@ from glmmshrink.simulate import simulate_replicates
 
 for groups in (30, 100, 300):
     for trials in (10, 50):
-        data = simulate_replicates(Cell(groups, trials, trials, 0.0, 0.5), 20240611, 0, 2000)
+        data = simulate_replicates(Cell(n_groups=groups, n_trials_min=trials, n_trials_max=trials, re_sd=0.0, p0=0.5), 20240611, 0, 2000)
         fit = fit_glmm(data.y, data.n, nagq=1)
         null = binomial_null_loglik(data.y, data.n)
         statistic = boundary_lrt_statistic(fit.loglik, null)

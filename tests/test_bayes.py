@@ -70,7 +70,7 @@ def test_interval_reference_datasets_come_from_the_study_simulator():
 
     by_id = {d["id"]: d for d in JAGS_INTERVALS}
     for name, (cell, replicate) in SIMULATED_REFERENCE.items():
-        data = simulate_replicates(Cell(*cell), 20240611, replicate, replicate + 1)
+        data = simulate_replicates(Cell(**dict(zip(('n_groups', 'n_trials_min', 'n_trials_max', 're_sd', 'p0'), cell))), 20240611, replicate, replicate + 1)
         assert data.y[0].tolist() == by_id[name]["y"] and data.n[0].tolist() == by_id[name]["n"], name
     # Each holds a group at or next to y = 0 or y = n, where normal-shaped intervals failed.
     for name in SIMULATED_REFERENCE:

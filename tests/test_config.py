@@ -59,8 +59,8 @@ def test_bayes_prior_options_reach_posterior_glmm():
 
 def test_small_config_is_small():
     study = check(load("tests/config_small.yaml"))
-    assert len(study.cells) == 6
-    assert study.replicates * len(study.cells) <= 240
+    assert len(study.cells) == 7
+    assert study.replicates * len(study.cells) <= 280
 
 
 def test_cell_key_depends_on_values_not_spelling_or_position():

@@ -70,7 +70,7 @@ def test_jsonschema_is_declared():
 @pytest.mark.parametrize("change, key, largest", [
     ({"replicates": 10**12}, "replicates", "10000000"),
     ({"replicates": 10**12, "chunk_size": 10**12}, "replicates", "10000000"),
-    ({"replicates": 10**7, "chunk_size": 1}, "chunk_size", "chunk_size >= 400"),
+    ({"replicates": 10**7, "chunk_size": 1}, "chunk_size", "chunk_size >= 700"),  # 7 cells
     ({"replicates": 10**6, "chunk_size": 10**6}, "chunk_size", "chunk_size <= 83,333"),
 ])
 def test_huge_studies_are_rejected_at_once_naming_the_key_and_the_limit(change, key, largest):
@@ -164,7 +164,7 @@ def test_optional_keys_of_config_yaml_equal_the_built_in_defaults():
 
 
 # Rows 5 and 6: what the summarise rule checks before it reads a chunk.
-CELL = Cell(6, 5, 5, 1.0, 0.5)
+CELL = Cell(n_groups=6, n_trials_min=5, n_trials_max=5, re_sd=1.0, p0=0.5)
 METHODS_USED = ["raw", "laplace"]
 
 
@@ -206,7 +206,7 @@ def test_a_chunk_copied_over_another_ones_name_is_named(tmp_path):
 
 
 def test_a_chunk_of_another_cell_is_named(tmp_path):
-    other = Cell(6, 5, 5, 2.0, 0.5)
+    other = Cell(n_groups=6, n_trials_min=5, n_trials_max=5, re_sd=2.0, p0=0.5)
     foreign = write_chunk(tmp_path / "other", 0, 4, cell=other)
     paths = write_chunk(tmp_path, 0, 4)
     paths[0].write_bytes(foreign[0].read_bytes())
@@ -332,7 +332,8 @@ def curve_table(trials_by_sd, methods, designs):
                 for n_groups, p0 in designs:
                     for y in range(n_trials + 1):
                         rows.append(dict(n_groups=n_groups, n_trials_min=n_trials,
-                                         n_trials_max=n_trials, re_sd=sd, p0=p0, method=method,
+                                         n_trials_max=n_trials, re_sd=sd, p0=p0, re_dist="normal",
+                                         method=method,
                                          mean_proportion=y / n_trials,
                                          mean_estimate=0.5 + 0.8 * (y / n_trials - 0.5)))
     import pandas as pd
@@ -358,8 +359,10 @@ def test_shrinkage_curves_legend_is_whole_and_every_row_has_y_labels(grid):
     renderer = figure.canvas.get_renderer()
     (legend,) = figure.legends
     labels = {text.get_text() for text in legend.get_texts()}
+    from glmmshrink.methods import METHODS
+
     for method in ALL_METHODS:
-        assert any(label.split(",")[0] == method for label in labels), method
+        assert any(label.split(",")[0] == METHODS.label(method) for label in labels), method
     assert {"theory (a): exact mode map", "theory (b): linear approx."} <= labels
     inside = figure.bbox
     box = legend.get_window_extent(renderer)

@@ -274,11 +274,9 @@ def _poly_mul(a, b):
     return out
 
 
-def _poly_sub(a, b):
-    """a - b for coefficient sequences of any lengths."""
-    if len(a) < len(b):
-        a = list(a) + [0.0] * (len(b) - len(a))
-    return [a_i - b_i for a_i, b_i in zip(a, b)] + list(a[len(b):])
+def _hankel(moments, poly, n_rows):
+    """E[X c^i B(c)] for i < n_rows, from the node averages E[X c^j] and B's coefficients."""
+    return [_expect(poly, moments[i:]) for i in range(n_rows)]
 
 
 def _expect(poly, moments):
@@ -355,26 +353,27 @@ def agq_objective(beta, sigma, u, y, n, count, n_nodes, hessian=True):
     if not hessian:
         totals = sum_over_groups(np.stack(value_and_grad) * count)
         return totals[0], totals[1:3], None
+    # E[X c^i B(c)] for the polynomials B the Hessian pairs up, so that each E[X A(c) B(c)] below
+    # is a short dot product with A's coefficients.
+    plain_node = _hankel(plain, node, 2)
+    plain_node_d = {key: _hankel(plain, node_d[key], 2) for key in "bs"}
+    plain_node_times_d = {key: _hankel(plain, node_times_d[key], 3) for key in "bs"}
+    resid_node_times_d = {key: _hankel(resid, node_times_d[key], 2) for key in "bs"}
+    excess_eta_d = {key: _hankel(excess, eta_d[key], 2) for key in "bs"}
     hess = []
     for pair, log_scale_pair in zip(("bb", "bs", "ss"), log_scale_hess):
         first, second = pair
-        # E[G G'] + E[dG/dtheta] grouped by the node average each polynomial multiplies.
-        with_excess = _poly_mul(eta_d[first], eta_d[second])
-        with_resid = _poly_sub(
-            eta_dd[pair],
-            [a + b for a, b in zip(_poly_mul(eta_d[first], node_times_d[second]),
-                                   _poly_mul(eta_d[second], node_times_d[first]))],
-        )
-        with_plain = _poly_sub(
-            _poly_sub(_poly_mul(node_times_d[first], node_times_d[second]),
-                      _poly_mul(node_d[first], node_d[second])),
-            _poly_mul(node, node_dd[pair]),
-        )
+        # Cov(G, G') + E[dG/dtheta] = E[(r^2 - w) eta' eta'] - E[r (eta' v v' + eta' v v')]
+        #   + E[r eta''] + E[v v' v v'] - E[v' v'] - E[v v''] - E[G] E[G'].
         hess.append(
             log_scale_pair
-            + _expect(with_excess, excess)
-            + _expect(with_resid, resid)
-            + _expect(with_plain, plain)
+            + _expect(eta_d[first], excess_eta_d[second])
+            - _expect(eta_d[first], resid_node_times_d[second])
+            - _expect(eta_d[second], resid_node_times_d[first])
+            + _expect(eta_dd[pair], resid)
+            + _expect(node_times_d[first], plain_node_times_d[second])
+            - _expect(node_d[first], plain_node_d[second])
+            - _expect(node_dd[pair], plain_node)
             - mean_score[first] * mean_score[second]
         )
 

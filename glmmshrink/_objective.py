@@ -175,19 +175,20 @@ class _NodeWork:
         )
 
 
-def _node_terms(offset, log_weight, beta, sigma, u, scale, y, n, h_mode, work, out):
-    """Write e, e r and (if ``out`` has three rows) e (r^2 - w) at node v = u + offset * scale.
+def _node_terms(node, shift, beta, sigma_root2, u_root_half, scale, y, n, work, out):
+    """Write e, e r and (if ``out`` has three rows) e (r^2 - w) at the node z_k = ``node``.
 
-    Logistic terms come from e^{-|eta|}, which cannot overflow: with H = [eta >= 0],
+    The node is v = u + sqrt(2) z_k scale, handled as v / sqrt(2) = u / sqrt(2) + z_k scale so
+    that v^2 / 2 costs one product; ``shift`` is h(u) - log(w_k) - z_k^2. Logistic terms come from e^{-|eta|}, which cannot overflow: with H = [eta >= 0],
     p = minor + H (inv - minor) and log(1 + e^eta) = H eta + log1p(e^{-|eta|}), where
     inv = 1 / (1 + e^{-|eta|}) and minor = e^{-|eta|} inv = min(p, 1 - p).
     """
     v, eta, tail, inv, minor, step, resid, log_term = (
         work.v, work.eta, work.tail, work.inv, work.minor, work.step, work.resid, work.log_term
     )
-    np.multiply(scale, offset, out=v)
-    v += u
-    np.multiply(v, sigma, out=eta)
+    np.multiply(scale, node, out=v)  # v / sqrt(2)
+    v += u_root_half
+    np.multiply(v, sigma_root2, out=eta)
     eta += beta
     np.abs(eta, out=tail)
     np.negative(tail, out=tail)
@@ -199,7 +200,7 @@ def _node_terms(offset, log_weight, beta, sigma, u, scale, y, n, h_mode, work, o
     np.subtract(inv, minor, out=resid)
     resid *= step
     resid += minor  # p
-    # log_term = y eta - n log(1 + e^eta) - v^2 / 2 - h(u) + log(w_k) + z_k^2
+    # log_term = y eta - n log(1 + e^eta) - v^2 / 2 - (h(u) - log(w_k) - z_k^2)
     np.log1p(tail, out=tail)
     step *= eta
     tail += step
@@ -207,10 +208,8 @@ def _node_terms(offset, log_weight, beta, sigma, u, scale, y, n, h_mode, work, o
     np.multiply(y, eta, out=log_term)
     log_term -= tail
     np.multiply(v, v, out=v)
-    v *= 0.5
     log_term -= v
-    log_term -= h_mode
-    log_term += log_weight
+    log_term -= shift
     weight, weighted_resid = out[0], out[1]
     np.exp(log_term, out=weight)
     np.multiply(n, resid, out=resid)
@@ -238,14 +237,17 @@ def _node_sums(beta, sigma, u, scale, y, n, h_mode, n_nodes, rows_of_power=_ROWS
     elementwise, in a fixed order.
     """
     nodes, log_weights = gauss_hermite_rule(n_nodes)
-    args = (beta, sigma, u, scale, y, n, h_mode, _NodeWork(u.shape))
+    work = _NodeWork(u.shape)
+    args = (beta, sigma * np.sqrt(2.0), u / np.sqrt(2.0), scale, y, n, work)
+    shift = np.empty(u.shape)
     n_families = rows_of_power[0].stop
     sums = np.zeros((rows_of_power[-1].stop,) + u.shape)
     plus, minus, odd, scaled = (np.empty((n_families,) + u.shape) for _ in range(4))
     for k in range(n_nodes // 2):  # hermgauss is ascending and exactly symmetric
-        offset = -np.sqrt(2.0) * nodes[k]
-        _node_terms(offset, log_weights[k], *args, out=plus)
-        _node_terms(-offset, log_weights[k], *args, out=minus)
+        offset = -np.sqrt(2.0) * nodes[k]  # c_k > 0
+        np.subtract(h_mode, log_weights[k], out=shift)
+        _node_terms(-nodes[k], shift, *args, out=plus)
+        _node_terms(nodes[k], shift, *args, out=minus)
         np.subtract(plus, minus, out=odd)
         even = np.add(plus, minus, out=plus)
         sums[rows_of_power[0]] += even
@@ -257,7 +259,8 @@ def _node_sums(beta, sigma, u, scale, y, n, h_mode, n_nodes, rows_of_power=_ROWS
             sums[rows] += scaled[:width]
             power = power * offset
     if n_nodes % 2:
-        _node_terms(0.0, log_weights[n_nodes // 2], *args, out=plus)
+        np.subtract(h_mode, log_weights[n_nodes // 2], out=shift)
+        _node_terms(0.0, shift, *args, out=plus)
         sums[rows_of_power[0]] += plus
     return sums
 
@@ -271,11 +274,9 @@ def _poly_mul(a, b):
     return out
 
 
-def _poly_sub(a, b):
-    """a - b for coefficient sequences of any lengths."""
-    if len(a) < len(b):
-        a = list(a) + [0.0] * (len(b) - len(a))
-    return [a_i - b_i for a_i, b_i in zip(a, b)] + list(a[len(b):])
+def _hankel(moments, poly, n_rows):
+    """E[X c^i B(c)] for i < n_rows, from the node averages E[X c^j] and B's coefficients."""
+    return [_expect(poly, moments[i:]) for i in range(n_rows)]
 
 
 def _expect(poly, moments):
@@ -313,7 +314,8 @@ def agq_objective(beta, sigma, u, y, n, count, n_nodes, hessian=True):
     d = _mode_derivatives(beta, s, u, y, n)
     log_scale_grad, log_scale_hess = _log_scale_derivatives(d)
     scale = 1.0 / np.sqrt(d.D)
-    h_mode = y * d.eta - n * _log1p_exp(d.eta) - 0.5 * u * u
+    tail = np.exp(-np.abs(d.eta))  # log(1 + e^eta) = max(eta, 0) + log1p(e^{-|eta|})
+    h_mode = y * d.eta - n * (np.maximum(d.eta, 0.0) + np.log1p(tail)) - 0.5 * u * u
     rows_of_power = _ROWS_OF_POWER if hessian else _GRADIENT_ROWS_OF_POWER
     sums = _node_sums(beta, s, u, scale, y, n, h_mode, n_nodes, rows_of_power)
     mass = sums[0].copy()
@@ -351,26 +353,27 @@ def agq_objective(beta, sigma, u, y, n, count, n_nodes, hessian=True):
     if not hessian:
         totals = sum_over_groups(np.stack(value_and_grad) * count)
         return totals[0], totals[1:3], None
+    # E[X c^i B(c)] for the polynomials B the Hessian pairs up, so that each E[X A(c) B(c)] below
+    # is a short dot product with A's coefficients.
+    plain_node = _hankel(plain, node, 2)
+    plain_node_d = {key: _hankel(plain, node_d[key], 2) for key in "bs"}
+    plain_node_times_d = {key: _hankel(plain, node_times_d[key], 3) for key in "bs"}
+    resid_node_times_d = {key: _hankel(resid, node_times_d[key], 2) for key in "bs"}
+    excess_eta_d = {key: _hankel(excess, eta_d[key], 2) for key in "bs"}
     hess = []
     for pair, log_scale_pair in zip(("bb", "bs", "ss"), log_scale_hess):
         first, second = pair
-        # E[G G'] + E[dG/dtheta] grouped by the node average each polynomial multiplies.
-        with_excess = _poly_mul(eta_d[first], eta_d[second])
-        with_resid = _poly_sub(
-            eta_dd[pair],
-            [a + b for a, b in zip(_poly_mul(eta_d[first], node_times_d[second]),
-                                   _poly_mul(eta_d[second], node_times_d[first]))],
-        )
-        with_plain = _poly_sub(
-            _poly_sub(_poly_mul(node_times_d[first], node_times_d[second]),
-                      _poly_mul(node_d[first], node_d[second])),
-            _poly_mul(node, node_dd[pair]),
-        )
+        # Cov(G, G') + E[dG/dtheta] = E[(r^2 - w) eta' eta'] - E[r (eta' v v' + eta' v v')]
+        #   + E[r eta''] + E[v v' v v'] - E[v' v'] - E[v v''] - E[G] E[G'].
         hess.append(
             log_scale_pair
-            + _expect(with_excess, excess)
-            + _expect(with_resid, resid)
-            + _expect(with_plain, plain)
+            + _expect(eta_d[first], excess_eta_d[second])
+            - _expect(eta_d[first], resid_node_times_d[second])
+            - _expect(eta_d[second], resid_node_times_d[first])
+            + _expect(eta_dd[pair], resid)
+            + _expect(node_times_d[first], plain_node_times_d[second])
+            - _expect(node_d[first], plain_node_d[second])
+            - _expect(node_dd[pair], plain_node)
             - mean_score[first] * mean_score[second]
         )
 

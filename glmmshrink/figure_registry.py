@@ -280,18 +280,17 @@ def _coverage_zip(inputs: FigureInputs):
 
 
 def zip_plot_cells(beta_intervals, question: Cell) -> list[str]:
-    """The seed question's cell, and the small-sd cell of the zip plot: among the balanced,
-    normal-random-effect cells with the question's J, the one of smallest positive sd (p0 = 0.5
-    first). Cells missing from the table are left to the figure's placeholder panels."""
-    candidates = beta_intervals[
-        (beta_intervals["n_trials_min"] == question.n_trials_min)
-        & (beta_intervals["n_trials_max"] == question.n_trials_min)
-        & (beta_intervals["re_dist"] == "normal") & (beta_intervals["re_sd"] > 0)
-        & (beta_intervals["cell"] != question.name)
-    ].drop_duplicates("cell")
-    candidates = candidates.assign(p0_distance=(candidates["p0"] - 0.5).abs())
-    smallest = candidates.sort_values(["re_sd", "p0_distance", "cell"]).head(1)["cell"].tolist()
-    return [question.name, *smallest]
+    """The seed question's cell, and the small-sd cell of the zip plot: the balanced cell with
+    normal random effects and the smallest positive sd, preferring the question's J, then
+    p0 = 0.5. Cells missing from the table are left to the figure's placeholder panels."""
+    table = beta_intervals.drop_duplicates("cell")
+    candidates = table[(table["n_trials_min"] == table["n_trials_max"])
+                       & (table["re_dist"] == "normal") & (table["re_sd"] > 0)
+                       & (table["cell"] != question.name)]
+    candidates = candidates.assign(other_j=candidates["n_trials_min"] != question.n_trials_min,
+                                   p0_distance=(candidates["p0"] - 0.5).abs())
+    order = ["re_sd", "other_j", "p0_distance", "cell"]
+    return [question.name, *candidates.sort_values(order).head(1)["cell"]]
 
 
 @register_figure("nested_loop", tables=("performance", "cells"), category="Uncertainty")

@@ -80,14 +80,8 @@ def shrinkage_curves(shrinkage_curve: pd.DataFrame, registry: MethodRegistry = M
             shown[-1].tick_params(axis="x", labelbottom=True)
     # As many legend columns as fit the figure's width; the figure grows by the legend's height,
     # so no entry is cut off however many methods and designs there are.
-    renderer = figure.canvas.get_renderer()
-    for ncols in range(min(len(legend_entries), 6), 0, -1):
-        legend = figure.legend(legend_entries.values(), legend_entries.keys(), loc="upper center",
-                               ncols=ncols, fontsize=8)
-        if ncols == 1 or legend.get_window_extent(renderer).width <= 0.98 * figure.bbox.width:
-            break
-        legend.remove()
-    legend_height = legend.get_window_extent(renderer).height / figure.dpi
+    legend = legend_within_width(figure, legend_entries, loc="upper center", fontsize=8)
+    legend_height = legend.get_window_extent(figure.canvas.get_renderer()).height / figure.dpi
     height += legend_height
     figure.set_size_inches(width, height)
     # Fixed margins (inches): a constrained layout of this many panels costs seconds per save.
@@ -103,6 +97,18 @@ THEORY_STYLES = {
     "linear": dict(color="C4", lw=1.1, ls="--", alpha=0.8, label="theory (b): linear approx."),
 }
 NORMAL_MODEL_NOTE = "theory (normal model)"
+
+
+def legend_within_width(figure: plt.Figure, entries: dict, max_columns: int = 6, **options):
+    """A figure legend of ``entries`` (label -> handle) in as many columns (at most
+    ``max_columns``) as fit the figure's width, so no entry is cut off."""
+    renderer = figure.canvas.get_renderer()
+    for ncols in range(min(len(entries), max_columns), 0, -1):
+        legend = figure.legend(entries.values(), entries.keys(), ncols=ncols, **options)
+        if ncols == 1 or legend.get_window_extent(renderer).width <= 0.98 * figure.bbox.width:
+            return legend
+        legend.remove()
+    raise ValueError("a legend needs at least one entry")
 
 
 def draw_theory(axis, p0: float, sd: float, n_trials: int, normal_model_note: bool = False) -> None:
@@ -256,8 +262,7 @@ def misspecification(performance: pd.DataFrame, theory_table: pd.DataFrame,
     for axis in axes.ravel():
         for handle, label in zip(*axis.get_legend_handles_labels()):
             entries.setdefault(label, handle)
-    figure.legend(entries.values(), entries.keys(), loc="outside lower center",
-                  ncols=min(len(entries), 4), fontsize=7)
+    legend_within_width(figure, entries, loc="outside lower center", fontsize=7)
     return figure
 
 

@@ -27,7 +27,7 @@ import pandas as pd  # noqa: E402
 
 from glmmshrink import grid  # noqa: E402
 from glmmshrink.config import Cell  # noqa: E402
-from glmmshrink.figures import MCSE_Z, draw_theory  # noqa: E402
+from glmmshrink.figures import MCSE_Z, draw_theory, legend_within_width  # noqa: E402
 from glmmshrink.methods import METHODS, MethodRegistry  # noqa: E402
 
 
@@ -210,6 +210,5 @@ def why_shrink(performance: pd.DataFrame, methods=None, registry: MethodRegistry
     for axis in axes[0]:
         for handle, label in zip(*axis.get_legend_handles_labels()):
             entries.setdefault(label, handle)
-    figure.legend(entries.values(), entries.keys(), loc="outside lower center",
-                  ncols=min(len(entries), 3), fontsize=7)
+    legend_within_width(figure, entries, loc="outside lower center", fontsize=7)
     return figure

@@ -25,7 +25,7 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from glmmshrink import measures  # noqa: E402
-from glmmshrink.figures import MCSE_Z  # noqa: E402
+from glmmshrink.figures import MCSE_Z, legend_within_width  # noqa: E402
 from glmmshrink.figures_seed import placeholder  # noqa: E402
 from glmmshrink.grid import AXES  # noqa: E402
 from glmmshrink.methods import METHODS, MethodRegistry  # noqa: E402
@@ -109,7 +109,8 @@ def coverage_zip(beta_intervals: pd.DataFrame, cells: Sequence[str],
         Line2D([], [], color=ZIP_COLORS["coverage"], lw=1.2, ls="--",
                label="coverage ± 1.96 MCSE"),
     ]
-    figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=7)
+    legend_within_width(figure, {handle.get_label(): handle for handle in handles},
+                        loc="outside lower center", fontsize=7)
     return figure
 
 
@@ -220,6 +221,5 @@ def nested_loop(performance: pd.DataFrame, cells: pd.DataFrame,
     for axis in axes[:2]:
         for handle, label in zip(*axis.get_legend_handles_labels()):
             entries.setdefault(label, handle)
-    figure.legend(entries.values(), entries.keys(), loc="outside upper center",
-                  ncols=min(len(entries), 6), fontsize=7)
+    legend_within_width(figure, entries, loc="outside upper center", fontsize=7)
     return figure

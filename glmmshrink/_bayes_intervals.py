@@ -43,6 +43,7 @@ import numpy as np
 from glmmshrink._bayes_quadrature import softplus_and_expit
 from glmmshrink._objective import gauss_hermite_rule
 
+NARROW_BLOCK = 1_000_000  # most (node, grid point, beta node, group) terms evaluated at once
 SMALL_MASS = 1e-4  # narrow sigma nodes lighter than this take a normal with their exact moments
 NARROW_REACH_SCALES, NARROW_REACH_SIGMAS = 7.0, 8.0  # a narrow node's density of beta is below
 # e^-24 beyond centre -+ (7 lambda + 8 sigma)
@@ -271,14 +272,24 @@ def credible_intervals(sigma, beta_centre, beta_scale, log_weight, log_integral,
         mixture += kernel @ (np.exp(loo[members].reshape(-1, y.size)) / node_sigma[:, None])
     narrow = ~wide & used
     cheap = narrow & (sigma_mass < SMALL_MASS)
-    for node in np.flatnonzero(narrow & ~cheap):
-        inside = slice(*np.searchsorted(eta, beta_centre[node] + np.array([-1.0, 1.0]) * (
-            NARROW_REACH_SCALES * beta_scale[node] + NARROW_REACH_SIGMAS * sigma[node])))
-        log_loo_density = log_beta_density[node][:, None] - log_integral[node] - shift
-        mixture[inside] += _narrow_node(
-            eta[inside], sigma[node], beta_centre[node], root2_scale[node],
-            _fill_skipped(x, log_loo_density[None], computed[node][None])[0],
-        )
+    exact = np.flatnonzero(narrow & ~cheap)
+    if exact.size:
+        # Each node's window of grid points, padded to the widest: one evaluation for all nodes.
+        reach = NARROW_REACH_SCALES * beta_scale[exact] + NARROW_REACH_SIGMAS * sigma[exact]
+        first = np.searchsorted(eta, beta_centre[exact] - reach)
+        last = np.searchsorted(eta, beta_centre[exact] + reach)
+        width = int((last - first).max())
+        window = np.minimum(first[:, None] + np.arange(width), size - 1)  # (S, W)
+        log_loo_density = _fill_skipped(x, log_beta_density[exact][..., None] - log_integral[exact] - shift,
+                                        computed[exact])
+        per_block = max(1, NARROW_BLOCK // (width * CONVOLUTION_NODES * y.size))  # bounds memory only
+        for lo in range(0, exact.size, per_block):
+            part = slice(lo, lo + per_block)
+            nodes = exact[part]
+            values = _narrow_nodes(eta[window[part]], sigma[nodes], beta_centre[nodes], root2_scale[nodes],
+                                   log_loo_density[part])
+            for k, (start, stop) in enumerate(zip(first[part], last[part])):  # windows may overlap
+                mixture[start:stop] += values[k, :stop - start]
     softplus, _ = softplus_and_expit(eta)
     log_lik = y * eta[:, None] - n * softplus[:, None]
     top = log_lik.max(axis=0)
@@ -303,24 +314,24 @@ def credible_intervals(sigma, beta_centre, beta_scale, log_weight, log_integral,
     return quantiles[:, :-1], quantiles[:, -1]
 
 
-def _narrow_node(eta, sigma, centre, root2_scale, log_loo_density):
-    """int h_i(beta) N(eta; beta, sigma^2) d beta at grid points ``eta`` for one narrow sigma node: (E, U).
+def _narrow_nodes(eta, sigma, centre, root2_scale, log_loo_density):
+    """int h_is(beta) N(eta; beta, sigma_s^2) d beta at grid points ``eta`` (S, E) of narrow sigma nodes: (S, E, U).
 
-    h_i is the interpolant of the node's leave-group-out log density of beta in x; the integral is
+    h_is is the interpolant of node s's leave-group-out log density of beta in x; the integral is
     Gauss-Hermite in beta centred at the mode of N(eta; beta, sigma^2) N(beta; mu, lambda^2) and
-    scaled by its SD, so it is exact for a normal h_i whatever sigma / lambda.
+    scaled by its SD, so it is exact for a normal h_is whatever sigma / lambda.
     """
     z_nodes, z_log_w = gauss_hermite_rule(CONVOLUTION_NODES)
-    lam = root2_scale / np.sqrt(2.0)
-    precision = 1.0 / lam**2 + 1.0 / sigma**2
-    product_sd = 1.0 / np.sqrt(precision)
-    product_mean = (centre / lam**2 + eta / sigma**2) / precision  # (E,)
-    beta = product_mean[:, None] + np.sqrt(2.0) * product_sd * z_nodes  # (E, Z)
-    x = ((beta - centre) / root2_scale).reshape(1, -1)
-    values = _log_density_interpolant(x, log_loo_density[None])[0].reshape(beta.shape + (-1,))  # (E, Z, U)
-    z = (eta[:, None] - beta) / sigma
-    log_factor = z_log_w - 0.5 * z * z + np.log(np.sqrt(2.0) * product_sd / sigma)
-    return np.exp(values + log_factor[..., None]).sum(axis=1)
+    lam, sig, mu, scale = (v[:, None] for v in (root2_scale / np.sqrt(2.0), sigma, centre, root2_scale))
+    precision = 1.0 / lam**2 + 1.0 / sig**2
+    product_sd = 1.0 / np.sqrt(precision)  # (S, 1)
+    product_mean = (mu / lam**2 + eta / sig**2) / precision  # (S, E)
+    beta = product_mean[..., None] + (np.sqrt(2.0) * product_sd)[..., None] * z_nodes  # (S, E, Z)
+    x = ((beta - mu[..., None]) / scale[..., None]).reshape(sigma.size, -1)
+    values = _log_density_interpolant(x, log_loo_density).reshape(beta.shape + (-1,))  # (S, E, Z, U)
+    z = (eta[..., None] - beta) / sig[..., None]
+    log_factor = z_log_w - 0.5 * z * z + np.log(np.sqrt(2.0) * product_sd / sig)[..., None]
+    return np.exp(values + log_factor[..., None]).sum(axis=2)
 
 
 def _beta_density(x, log_beta_density, complete, sigma_mass, centre, root2_scale):

@@ -11,7 +11,7 @@ at the conditional mode and scaled by the conditional SD 1 / sqrt(1 + sigma^2 w_
 1994, Biometrika 81(3), 624-629; Pinheiro & Bates 1995, J. Comput. Graph. Stat. 4(1), section 3),
 the rule lme4 uses for nAGQ > 1. The same nodes give the conditional moments of
 eta_i = beta + sigma u given (beta, sigma, y_i), which the outer rule mixes into posterior moments
-and credible intervals of p_i = expit(eta_i).
+of p_i = expit(eta_i); the log integrals also weight the credible intervals (``_bayes_intervals``).
 
 Every function works elementwise over replicates, so a replicate's numbers never depend on which
 other replicates share the call.

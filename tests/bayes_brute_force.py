@@ -185,11 +185,15 @@ def main(argv):
     meta = {"method": "tests/bayes_brute_force.py: dense grids, flat beta, sigma ~ U(0, 100)",
             "grids": f"beta {COARSE_STEP} (integrals) / {FINE_STEP} (marginals; -+12, or -+60 by "
                      f"{2 * FINE_STEP} below 20 groups), log sigma {LOG_SIGMA_STEP} from {LOG_SIGMA_LOWEST}"}
-    for dataset in datasets:
+    # The I = 5 dataset again under sigma ~ U(0, 30): its beta posterior then fits in -+60.
+    extra = [{**d, "id": d["id"] + "_upper30", "sigma_upper": 30.0} for d in datasets if d["id"] == "sim_I5_r1"]
+    for dataset in datasets + extra:
         if dataset["id"] in done:
             continue
-        summary = brute_force_posterior(dataset["y"], dataset["n"])
-        results.append({"id": dataset["id"], "y": dataset["y"], "n": dataset["n"], **summary})
+        upper = dataset.get("sigma_upper", 100.0)
+        summary = brute_force_posterior(dataset["y"], dataset["n"], sigma_upper=upper)
+        results.append({"id": dataset["id"], **({"sigma_upper": upper} if upper != 100.0 else {}),
+                        "y": dataset["y"], "n": dataset["n"], **summary})
         target.write_text(json.dumps({"meta": meta, "datasets": results}, indent=1))
         print(dataset["id"], "done", flush=True)
 

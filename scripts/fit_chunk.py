@@ -1,11 +1,11 @@
-"""Snakemake entry point of rule fit_chunk; the work is glmmshrink.study.fit_chunk."""
+"""Snakemake entry point of rule fit_chunk; the work is glmmshrink.study.write_chunk."""
 
 import logging
 import math
 import time
 
 from glmmshrink.config import Cell
-from glmmshrink.study import fit_chunk, write_parquet_atomic
+from glmmshrink.study import write_chunk
 
 
 def main(smk) -> None:
@@ -22,22 +22,22 @@ def main(smk) -> None:
     log.info("cell %s (key %d): replicates %d-%d, methods %s, %d worker(s), batches of %d",
              cell.name, cell.key, start, stop - 1, list(smk.params.methods), n_jobs, batch_size)
     began = time.perf_counter()
-    replicates, groups = fit_chunk(
+    # Streams batch by batch to the two Parquet files, which appear only when complete.
+    failures = write_chunk(
         cell,
         smk.params.seed,
         start,
         stop,
         smk.params.methods,
+        smk.output.replicates,
+        smk.output.groups,
         smk.params.method_options,
         n_jobs=n_jobs,
         batch_size=batch_size,
         progress=lambda done, total: log.info("%d/%d replicates done", done, total),
     )
-    failures = sum(1 for error in replicates.column("fit_error").to_pylist() if error)
     if failures:
         log.warning("%d replicate fit(s) raised; kept with fit_error set", failures)
-    write_parquet_atomic(replicates, smk.output.replicates)
-    write_parquet_atomic(groups, smk.output.groups)
     log.info("work time %.3f s", time.perf_counter() - began)
 
 

@@ -74,32 +74,48 @@ def compute_floor(config_path: Path, batch_size: int | None = None) -> dict:
 
     study = study_of(config_path)
     fitted = [name for name in study.methods if name != "raw"]
-    seconds = defaultdict(float)
+    wall, cpu = defaultdict(float), defaultdict(float)
+
+    def timed(key, work, *args):
+        began, cpu_began = time.perf_counter(), time.process_time()
+        result = work(*args)
+        wall[key] += time.perf_counter() - began
+        cpu[key] += time.process_time() - cpu_began
+        return result
+
     fits = 0
     for cell in study.cells:
         for start, stop in study.chunks():
-            began = time.perf_counter()
-            data = simulate_replicates(cell, study.seed, start, stop)
-            seconds["(simulate)"] += time.perf_counter() - began
+            data = timed("(simulate)", simulate_replicates, cell, study.seed, start, stop)
             size = batch_size or max(1, min(250, math.ceil((stop - start) / 4)))
             for lo in range(0, stop - start, size):
                 y, n = data.y[lo : lo + size], data.n[lo : lo + size]
                 for name in fitted:
-                    began = time.perf_counter()
-                    fit_method(name, y, n, study.method_options.get(name))
-                    seconds[name] += time.perf_counter() - began
+                    timed(name, fit_method, name, y, n, study.method_options.get(name))
                     fits += len(y)
     return {
-        "seconds": dict(seconds),
-        "fit_seconds": sum(v for k, v in seconds.items() if k != "(simulate)"),
+        "wall": dict(wall),
+        "cpu": dict(cpu),
+        "fit_seconds": sum(v for k, v in wall.items() if k != "(simulate)"),
+        "fit_cpu_seconds": sum(v for k, v in cpu.items() if k != "(simulate)"),
         "fits": fits,
         "cells": len(study.cells),
         "replicates": study.replicates,
     }
 
 
-def run_snakemake(config_path: Path, cores: int) -> tuple[Path, float, float]:
-    """Run the workflow on a clean copy; returns (directory, start epoch, wall seconds)."""
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of every waited-for descendant so far (Unix only)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover
+        return float("nan")
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_snakemake(config_path: Path, cores: int) -> tuple[Path, float, float, float]:
+    """Run the workflow on a clean copy; (directory, start epoch, wall s, CPU s of the tree)."""
     directory = Path(tempfile.mkdtemp(prefix="glmmshrink-bench-"))
     for name in ("Snakefile", "config.yaml"):
         shutil.copy(ROOT / name, directory / name)
@@ -109,6 +125,7 @@ def run_snakemake(config_path: Path, cores: int) -> tuple[Path, float, float]:
     snakemake = Path(sys.executable).parent / "snakemake"
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(
         filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    cpu_before = _children_cpu()
     started = time.time()
     began = time.perf_counter()
     subprocess.run(
@@ -116,9 +133,10 @@ def run_snakemake(config_path: Path, cores: int) -> tuple[Path, float, float]:
         cwd=directory, check=True, capture_output=True, env=environment,
     )
     wall = time.perf_counter() - began
+    cpu = _children_cpu() - cpu_before
     (directory / "bench_timing.yaml").write_text(
-        yaml.safe_dump({"started": started, "wall": wall, "cores": cores}))
-    return directory, started, wall
+        yaml.safe_dump({"started": started, "wall": wall, "cores": cores, "cpu": cpu}))
+    return directory, started, wall, cpu
 
 
 def _job_records(directory: Path) -> list[dict]:
@@ -202,21 +220,27 @@ def main() -> None:
     wall = None
     if not arguments.floor_only:
         load = os.getloadavg()[0]
-        directory, started, wall = run_snakemake(config_path, arguments.cores)
+        directory, started, wall, cpu = run_snakemake(config_path, arguments.cores)
         print(f"wall time              {wall:.1f} s (load average before/after: "
               f"{load:.2f}/{os.getloadavg()[0]:.2f})")
+        print(f"CPU time, all of it    {cpu:.1f} s (snakemake and every job: user + system)")
         lines = breakdown(directory, started, wall)
     load = os.getloadavg()[0]
     floor = compute_floor(config_path, arguments.batch_size)
     per_core = floor["fit_seconds"] / arguments.cores
     print(f"floor                  {per_core:.1f} s = {floor['fit_seconds']:.1f} s of one core "
           f"/ {arguments.cores} (load average before/after: {load:.2f}/{os.getloadavg()[0]:.2f})")
+    print(f"  its CPU time         {floor['fit_cpu_seconds']:.1f} s (the wall time less waiting "
+          f"for a shared core)")
     print(f"  fits                 {floor['fits']} ({floor['cells']} cells x "
           f"{floor['replicates']} replicates x methods)")
-    for name, seconds in floor["seconds"].items():
-        print(f"  {name:<20} {seconds:7.1f} s")
+    print("  by method            wall s    CPU s")
+    for name, seconds in floor["wall"].items():
+        print(f"    {name:<18} {seconds:7.1f}  {floor['cpu'][name]:7.1f}")
     if wall is not None:
         print(f"ratio wall / floor     {wall / per_core:.2f}")
+        print(f"ratio of CPU times     {cpu / floor['fit_cpu_seconds']:.2f} (pipeline / floor; "
+              f"a lower bound of the wall ratio on an idle machine)")
         print("\n".join(lines))
         if arguments.keep:
             print(f"kept                   {directory}")

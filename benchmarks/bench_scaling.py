@@ -12,7 +12,8 @@ called as the study calls it (``METHODS[name].fit(y, n, options)``) on the study
 data. Axes, each around the base design I = 30, J = 10, sd = 1, p0 = 0.5:
 
 - replicates per call R = 100, 1,000, 10,000;
-- groups I = 30, 100, 500 (J = 10);
+- groups I = 30, 100, 500 (J = 10), and again in unbalanced cells (n_i ~ U{2..50}, axis
+  ``I~``): a balanced cell has at most J + 1 distinct groups, which the fitters may exploit;
 - trials J = 5, 10, 50, 100 (I = 30).
 
 Times are CPU seconds of this process (``time.process_time``), the best of ``--repeats``
@@ -56,6 +57,7 @@ BASE = {"n_groups": 30, "n_trials": 10}
 REPLICATES = [100, 1_000, 10_000]
 GROUPS = [30, 100, 500]
 TRIALS = [5, 10, 50, 100]
+UNBALANCED = (2, 50)  # n_i ~ U{2..50} on the I~ axis
 AXIS_REPLICATES = 250  # per call on the I and J axes: the batch size of a fit_chunk job
 DEFAULT_METHODS = ["raw", "laplace", "agq", "bayes"]
 OPTIONS = {"agq": {"nagq": 25}}
@@ -86,7 +88,8 @@ def seconds_per_replicate(name, n_groups, n_trials, replicates, budget, repeats)
     A calibration call on 20 replicates estimates the cost; a point that would exceed the
     budget runs once, and if one call would still exceed it, on fewer replicates (at least 20).
     """
-    cell = Cell(n_groups, n_trials, n_trials, 1.0, 0.5)
+    low, high = n_trials if isinstance(n_trials, tuple) else (n_trials, n_trials)
+    cell = Cell(n_groups, low, high, 1.0, 0.5)
     data = simulate_replicates(cell, SEED, 0, replicates)
     probe = min(20, replicates)
     began = time.process_time()
@@ -111,6 +114,7 @@ def scaling_table(budget: float, repeats: int):
     points = (
         [("R", r, BASE["n_groups"], BASE["n_trials"], r) for r in REPLICATES]
         + [("I", i, i, BASE["n_trials"], AXIS_REPLICATES) for i in GROUPS]
+        + [("I~", i, i, UNBALANCED, AXIS_REPLICATES) for i in GROUPS]
         + [("J", j, BASE["n_groups"], j, AXIS_REPLICATES) for j in TRIALS]
     )
     rows = []
@@ -144,9 +148,9 @@ def markdown(rows) -> str:
             cells.append(f"{ms:.4g}{mark}")
         lines.append(f"| {axis} | {value} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append("ms per replicate, one core, best of repeats. R: replicates per call at I = 30, "
-                 f"J = 10; I and J axes: {AXIS_REPLICATES} replicates per call around the same "
-                 "base design.")
+    lines.append("CPU ms per replicate, one core, best of repeats. R: replicates per call at "
+                 f"I = 30, J = 10; I, I~ and J axes: {AXIS_REPLICATES} replicates per call around "
+                 "the same base design (I~: n_i ~ U{2..50}).")
     if reduced:
         lines.append("`*N`: only N replicates were run to stay within the time budget.")
     return "\n".join(lines)
@@ -159,15 +163,19 @@ def plot(rows, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = list(dict.fromkeys(row[2] for row in rows))
-    figure, axes = plt.subplots(1, 3, figsize=(12, 3.8), sharey=True)
-    for axis, title in zip(axes, [("R", "replicates per call (I = 30, J = 10)"),
-                                  ("I", "groups I (J = 10)"), ("J", "trials J (I = 30)")]):
+    panels = [("R", "replicates per call (I = 30, J = 10)"), ("I", "groups I (J = 10)"),
+              ("I~", "groups I (n_i ~ U{2..50})"), ("J", "trials J (I = 30)")]
+    figure, axes = plt.subplots(1, len(panels), figsize=(15, 3.8), sharey=True)
+    for axis, (key, title) in zip(axes, panels):
         for name in names:
-            chosen = [r for r in rows if r[0] == title[0] and r[2] == name]
+            chosen = [r for r in rows if r[0] == key and r[2] == name]
             axis.plot([r[1] for r in chosen], [r[3] for r in chosen], "o-", label=label(name))
         axis.set_xscale("log")
         axis.set_yscale("log")
-        axis.set_xlabel(title[1])
+        values = sorted({r[1] for r in rows if r[0] == key})
+        axis.set_xticks(values, [str(v) for v in values])
+        axis.minorticks_off()
+        axis.set_xlabel(title)
     axes[0].set_ylabel("ms per replicate (one core)")
     axes[0].legend(fontsize=8)
     figure.tight_layout()

@@ -173,8 +173,9 @@ def breakdown(directory: Path, started: float, wall: float) -> list[str]:
         job_wall = sum(r["wall"] for r in jobs)
         work = sum(r["work"] for r in jobs)
         cpu = sum(r["cpu"] for r in jobs)
+        peak = max(r["rss_mb"] for r in jobs)
         lines.append(f"{rule:<12} {len(jobs):>5} {job_wall:>11.1f} {work:>7.1f} "
-                     f"{job_wall - work:>14.1f} {cpu:>6.1f} {max(r['rss_mb'] for r in jobs):>11.0f}")
+                     f"{job_wall - work:>14.1f} {cpu:>6.1f} {peak:>11.0f}")
     fit_jobs = by_rule.get("fit", [])
     first = min(r["start"] for r in records)
     last_fit = max(r["end"] for r in fit_jobs) if fit_jobs else first

@@ -208,7 +208,8 @@ for p in paths:
     os.remove(p)
 os.rmdir(out)
 status = "/proc/self/status"
-hwm = [line.split()[1] for line in open(status) if line.startswith("VmHWM")] if os.path.exists(status) else []
+lines = open(status).read().splitlines() if os.path.exists(status) else []
+hwm = [line.split()[1] for line in lines if line.startswith("VmHWM")]
 print(seconds, cpu, size, hwm[0] if hwm else "nan")
 """
 

@@ -35,7 +35,8 @@ def _reference_concat(columns_per_method, leading):
     tables = []
     for columns in columns_per_method:
         length = len(next(iter(columns.values())))
-        tables.append(pa.table({k: columns[k] if k in columns else missing(k, length) for k in names}))
+        filled = {k: columns[k] if k in columns else missing(k, length) for k in names}
+        tables.append(pa.table(filled))
     return pa.concat_tables(tables)
 
 
@@ -103,7 +104,8 @@ def assert_same_table(table, reference):
 
 
 def _written(tmp_path, *args, **kwargs):
-    replicates, groups = tmp_path / "out" / "replicates.parquet", tmp_path / "out" / "groups.parquet"
+    replicates = tmp_path / "out" / "replicates.parquet"
+    groups = tmp_path / "out" / "groups.parquet"
     study.write_chunk(*args, replicates_path=replicates, groups_path=groups, **kwargs)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["groups.parquet",
                                                                     "replicates.parquet"]

@@ -240,7 +240,7 @@ def main() -> None:
         print(f"    {name:<18} {seconds:7.1f}  {floor['cpu'][name]:7.1f}")
     if wall is not None:
         print(f"ratio wall / floor     {wall / per_core:.2f}")
-        print(f"ratio of CPU times     {cpu / floor['fit_cpu_seconds']:.2f} (pipeline / floor; "
+        print(f"ratio of CPU times     {cpu / floor['fit_cpu_seconds']:.2f} (pipeline / floor; about "
               f"a lower bound of the wall ratio on an idle machine)")
         print("\n".join(lines))
         if arguments.keep:

@@ -1,27 +1,208 @@
-"""Benchmark of the whole study: `snakemake -j CORES` on a config, from a clean copy.
+"""Benchmark of the whole study against its compute floor, with a per-stage breakdown.
 
-Reports the wall time, the number of model fits, and the share of the wall time not spent in
-the jobs' own work (Python start-up, imports, Snakemake scheduling), as
-1 - sum(work time logged by each job) / (cores * wall time).
+Run from the repository root (with the package importable, e.g. ``PYTHONPATH=.``):
 
-    python benchmarks/bench_pipeline.py [--config config.yaml] [--cores 2]
+    python benchmarks/bench_pipeline.py [--config config.yaml] [--cores 2] [--keep]
+    python benchmarks/bench_pipeline.py --floor-only      # the floor alone, no Snakemake run
+    python benchmarks/bench_pipeline.py --analyse DIR     # breakdown of a kept run directory
+
+Two figures, and their ratio (issue 11, deliverable 2):
+
+- **wall**: ``snakemake -j CORES`` on the config, from a clean copy of the workflow;
+- **floor**: the same fits (every model-fitting method of the config's ``methods``, i.e. all
+  but ``raw``, over the config's cells and replicates) done through the method registry in one
+  process, BLAS/OpenMP threads pinned to 1, divided by CORES.
+
+The breakdown reads each job's Snakemake benchmark (``results/benchmarks/**.tsv``: job wall
+time ``s`` and ``cpu_time``) and the ``work time`` its script logs, and places the jobs on a
+timeline (a benchmark file is written when its job ends, so start = mtime - s): Snakemake's
+start-up before the first job, the fitting phase, and the serial tail after the last fit job
+(summarise, figures). The machine is shared: the load average is printed with the numbers, and
+only ratios measured in the same run are comparable.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import re
-import shutil
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
 
-import pandas as pd
+# Pinned before numpy loads: the floor is per core, and the Snakemake jobs pin the same way.
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
+    os.environ[_variable] = "1"
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections import defaultdict  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import yaml  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+WORK_TIME = re.compile(r"work time ([0-9.]+) s")
+
+
+def fit_method(name, y, n, config_options):
+    """One registered method on counts (R, G): the only place the registry API is called."""
+    from glmmshrink.methods import METHODS
+
+    method = METHODS[name]
+    return method.fit(y, n, method.options(config_options))
+
+
+def study_of(config_path: Path):
+    """The validated study (cells, methods, replicates) of a config file, as Snakemake sees it."""
+    from glmmshrink.config import check_config
+    from glmmshrink.methods import METHODS
+
+    config = yaml.safe_load(config_path.read_text())
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    return check_config(config, schema, METHODS)
+
+
+def compute_floor(config_path: Path, batch_size: int | None = None) -> dict:
+    """Seconds of one core to simulate and fit the config's study, by method.
+
+    Replicates go through each method in the batches the ``fit_chunk`` jobs use (at most 250,
+    as scripts/fit_chunk.py chooses for one worker) unless ``batch_size`` is given.
+    """
+    from glmmshrink.simulate import simulate_replicates
+
+    study = study_of(config_path)
+    fitted = [name for name in study.methods if name != "raw"]
+    wall, cpu = defaultdict(float), defaultdict(float)
+
+    def timed(key, work, *args):
+        began, cpu_began = time.perf_counter(), time.process_time()
+        result = work(*args)
+        wall[key] += time.perf_counter() - began
+        cpu[key] += time.process_time() - cpu_began
+        return result
+
+    fits = 0
+    for cell in study.cells:
+        for start, stop in study.chunks():
+            data = timed("(simulate)", simulate_replicates, cell, study.seed, start, stop)
+            size = batch_size or max(1, min(250, math.ceil((stop - start) / 4)))
+            for lo in range(0, stop - start, size):
+                y, n = data.y[lo : lo + size], data.n[lo : lo + size]
+                for name in fitted:
+                    timed(name, fit_method, name, y, n, study.method_options.get(name))
+                    fits += len(y)
+    return {
+        "wall": dict(wall),
+        "cpu": dict(cpu),
+        "fit_seconds": sum(v for k, v in wall.items() if k != "(simulate)"),
+        "fit_cpu_seconds": sum(v for k, v in cpu.items() if k != "(simulate)"),
+        "fits": fits,
+        "cells": len(study.cells),
+        "replicates": study.replicates,
+    }
+
+
+def _load() -> float:
+    """The 1-minute load average: how busy the shared machine was (NaN where there is none)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of every waited-for descendant so far (Unix only)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover
+        return float("nan")
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_snakemake(config_path: Path, cores: int) -> tuple[Path, float, float, float]:
+    """Run the workflow on a clean copy; (directory, start epoch, wall s, CPU s of the tree)."""
+    directory = Path(tempfile.mkdtemp(prefix="glmmshrink-bench-"))
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(ROOT / name, directory / name)
+    for name in ("workflow", "scripts", "profiles"):
+        shutil.copytree(ROOT / name, directory / name)
+    shutil.copy(config_path, directory / "bench_config.yaml")
+    snakemake = Path(sys.executable).parent / "snakemake"
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    cpu_before = _children_cpu()
+    started = time.time()
+    began = time.perf_counter()
+    subprocess.run(
+        [str(snakemake), "-j", str(cores), "--configfile", "bench_config.yaml", "-q"],
+        cwd=directory, check=True, capture_output=True, env=environment,
+    )
+    wall = time.perf_counter() - began
+    cpu = _children_cpu() - cpu_before
+    (directory / "bench_timing.yaml").write_text(
+        yaml.safe_dump({"started": started, "wall": wall, "cores": cores, "cpu": cpu}))
+    return directory, started, wall, cpu
+
+
+def _job_records(directory: Path) -> list[dict]:
+    """One record per job with a benchmark: rule, start, end, wall, cpu and logged work time."""
+    records = []
+    benchmarks = directory / "results/benchmarks"
+    for path in sorted(benchmarks.rglob("*.tsv")):
+        header, values = path.read_text().splitlines()[:2]
+        row = dict(zip(header.split("\t"), values.split("\t")))
+        relative = path.relative_to(benchmarks).with_suffix("")
+        rule = relative.parts[0] if len(relative.parts) > 1 else relative.name
+        log = directory / "results/logs" / relative.with_suffix(".log")
+        found = WORK_TIME.findall(log.read_text()) if log.exists() else []
+        end = path.stat().st_mtime
+        wall = float(row["s"])
+        records.append({
+            "rule": rule, "start": end - wall, "end": end, "wall": wall,
+            "cpu": float(row.get("cpu_time") or "nan"),
+            "rss_mb": float(row.get("max_rss") or "nan"),
+            "work": float(found[-1]) if found else float("nan"),
+        })
+    return records
+
+
+def breakdown(directory: Path, started: float, wall: float) -> list[str]:
+    """Lines of the per-rule and timeline breakdown of a finished run."""
+    records = _job_records(directory)
+    ended = started + wall
+    lines = ["", "per rule      jobs  job wall s  work s  start-up+io s  cpu s  max RSS MB"]
+    by_rule = defaultdict(list)
+    for record in records:
+        by_rule[record["rule"]].append(record)
+    for rule, jobs in by_rule.items():
+        job_wall = sum(r["wall"] for r in jobs)
+        work = sum(r["work"] for r in jobs)
+        cpu = sum(r["cpu"] for r in jobs)
+        peak = max(r["rss_mb"] for r in jobs)
+        lines.append(f"{rule:<12} {len(jobs):>5} {job_wall:>11.1f} {work:>7.1f} "
+                     f"{job_wall - work:>14.1f} {cpu:>6.1f} {peak:>11.0f}")
+    fit_jobs = by_rule.get("fit", [])
+    first = min(r["start"] for r in records)
+    last_fit = max(r["end"] for r in fit_jobs) if fit_jobs else first
+    last = max(r["end"] for r in records)
+    lines += [
+        "",
+        "timeline (s from the snakemake call)",
+        f"  snakemake start-up, parse and DAG      {first - started:6.1f}",
+        f"  fitting phase (first job .. last fit)  {last_fit - first:6.1f}",
+        f"  tail after the last fit job            {ended - last_fit:6.1f}",
+    ]
+    for record in sorted(records, key=lambda r: r["start"]):
+        if record["end"] > last_fit:
+            lines.append(f"    {record['rule']:<14} {record['start'] - started:6.1f} .. "
+                         f"{record['end'] - started:6.1f} (work {record['work']:.1f}, "
+                         f"cpu {record['cpu']:.1f})")
+    lines.append(f"  snakemake after the last job           {ended - last:6.1f}")
+    if fit_jobs:
+        per_job = [r["wall"] - r["work"] for r in fit_jobs]
+        lines.append(f"  fit job start-up + writing, per job    "
+                     f"{sum(per_job) / len(per_job):6.2f} (min {min(per_job):.2f})")
+    return lines
 
 
 def main() -> None:
@@ -29,53 +210,48 @@ def main() -> None:
     parser.add_argument("--config", default="config.yaml")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep the temporary copy")
+    parser.add_argument("--floor-only", action="store_true", help="skip the Snakemake run")
+    parser.add_argument("--analyse", type=Path, help="only the breakdown of a kept directory")
+    parser.add_argument("--batch-size", type=int, help="floor batch size (default: the jobs')")
     arguments = parser.parse_args()
+    config_path = (ROOT / arguments.config).resolve()
 
-    directory = Path(tempfile.mkdtemp(prefix="glmmshrink-bench-"))
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(ROOT / name, directory / name)
-    for name in ("workflow", "scripts", "profiles"):
-        shutil.copytree(ROOT / name, directory / name)
-    config = ROOT / arguments.config
-    shutil.copy(config, directory / "bench_config.yaml")
-    snakemake = Path(sys.executable).parent / "snakemake"
+    if arguments.analyse:
+        timing = yaml.safe_load((arguments.analyse / "bench_timing.yaml").read_text())
+        print("\n".join(breakdown(arguments.analyse, timing["started"], timing["wall"])))
+        return
 
-    # The load average says how busy the machine was; Windows has none.
-    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    began = time.perf_counter()
-    subprocess.run(
-        [str(snakemake), "-j", str(arguments.cores), "--configfile", "bench_config.yaml", "-q"],
-        cwd=directory, check=True, capture_output=True,
-    )
-    wall = time.perf_counter() - began
-
-    work = sum(
-        float(match)
-        for log in (directory / "results/logs").rglob("*.log")
-        for match in re.findall(r"work time ([0-9.]+) s", log.read_text())
-    )
-    job_seconds = sum(
-        pd.read_csv(path, sep="\t")["s"].iloc[0]
-        for path in (directory / "results/benchmarks").rglob("*.tsv")
-    )
-    n_jobs = len(list((directory / "results/benchmarks").rglob("*.tsv")))
-    replicates = pd.concat(
-        map(pd.read_parquet, (directory / "results/cells").glob("*/replicates_*.parquet"))
-    )
-    fits = replicates["method"].ne("raw").sum()
     print(f"config                 {arguments.config}")
-    print(f"cores                  {arguments.cores} (load average before: {load_before:.2f})")
-    print(f"wall time              {wall:.1f} s")
-    print(f"jobs (with benchmark)  {n_jobs}")
-    print(f"model fits             {fits} ({replicates['cell'].nunique()} cells; "
-          f"{', '.join(sorted(replicates['method'].unique()))})")
-    print(f"fits per second        {fits / wall:.0f} (whole pipeline)")
-    print(f"sum of job wall times  {job_seconds:.1f} s; of in-job work {work:.1f} s")
-    print(f"start-up overhead      {1 - work / (arguments.cores * wall):.1%} of cores x wall")
-    if arguments.keep:
-        print(f"kept                   {directory}")
-    else:
-        shutil.rmtree(directory)
+    print(f"cores                  {arguments.cores}")
+    wall = None
+    if not arguments.floor_only:
+        load = _load()
+        directory, started, wall, cpu = run_snakemake(config_path, arguments.cores)
+        print(f"wall time              {wall:.1f} s (load average before/after: "
+              f"{load:.2f}/{_load():.2f})")
+        print(f"CPU time, all of it    {cpu:.1f} s (snakemake and every job: user + system)")
+        lines = breakdown(directory, started, wall)
+    load = _load()
+    floor = compute_floor(config_path, arguments.batch_size)
+    per_core = floor["fit_seconds"] / arguments.cores
+    print(f"floor                  {per_core:.1f} s = {floor['fit_seconds']:.1f} s of one core "
+          f"/ {arguments.cores} (load average before/after: {load:.2f}/{_load():.2f})")
+    print(f"  its CPU time         {floor['fit_cpu_seconds']:.1f} s (the wall time less waiting "
+          f"for a shared core)")
+    print(f"  fits                 {floor['fits']} ({floor['cells']} cells x "
+          f"{floor['replicates']} replicates x methods)")
+    print("  by method            wall s    CPU s")
+    for name, seconds in floor["wall"].items():
+        print(f"    {name:<18} {seconds:7.1f}  {floor['cpu'][name]:7.1f}")
+    if wall is not None:
+        print(f"ratio wall / floor     {wall / per_core:.2f}")
+        print(f"ratio of CPU times     {cpu / floor['fit_cpu_seconds']:.2f} (pipeline / floor; about "
+              f"a lower bound of the wall ratio on an idle machine)")
+        print("\n".join(lines))
+        if arguments.keep:
+            print(f"kept                   {directory}")
+        else:
+            shutil.rmtree(directory)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from typing import Collection
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from glmmshrink import intervals, measures
 
@@ -158,7 +157,7 @@ def beta_interval_table(beta_true: float, replicates: pd.DataFrame,
             **{name: value[keep] for name, value in values.items()},
             "covers": (values["beta_lower"][keep] <= beta_true) & (beta_true <= values["beta_upper"][keep]),
             "z": z,
-            "z_rank": rankdata(np.abs(z)) / max(z.size, 1),
+            "z_rank": pd.Series(np.abs(z)).rank(method="average").to_numpy() / max(z.size, 1),
         }))
     if not frames:
         return pd.DataFrame(columns=BETA_INTERVAL_COLUMNS)

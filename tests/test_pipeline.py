@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -34,9 +35,11 @@ SUMMARY_COLUMNS = {
                "predicted_slope", "slope_difference", "observed_rmse_ratio",
                "observed_rmse_ratio_mcse", "predicted_rmse_ratio", "predicted_rmse_raw",
                "predicted_rmse_shrunk", "n_used"],
+    "beta_intervals": [*CELL_COLUMNS, "method", "replicate", "beta_true", "beta_hat", "beta_se",
+                       "beta_lower", "beta_upper", "covers", "z", "z_rank"],
 }
-# The small config's misspecification block (re_dist) adds two cells to its four normal ones.
-N_CELLS, N_NORMAL_CELLS = 6, 4
+# The small config's misspecification block (re_dist) adds two cells to its five normal ones.
+N_CELLS, N_NORMAL_CELLS = 7, 5
 ONE_CHUNK = ["--config", "chunk_size=40"]
 FIGURES = list(FIGURE_REGISTRY)
 DOCS_FIGURES = FIGURE_REGISTRY.docs()
@@ -171,24 +174,53 @@ def test_bayes_has_its_measures_and_theory_is_compared_per_cell(run_a):
     config = yaml.safe_load((ROOT / SMALL).read_text())
     tables = summary(run_a)
     performance = tables["performance"]
-    coverage = performance[performance["measure"] == "coverage_95"]
-    assert set(coverage["method"]) == {"bayes"} and len(coverage) == N_CELLS
+    coverage = performance.query("measure == 'coverage_95' and estimand == 'p' and method == 'bayes'")
+    assert len(coverage) == N_CELLS
     # Nominal 95 % intervals: within 4 MCSEs of 0.95 is a loose check that the columns line up.
     assert ((coverage["value"] - 0.95).abs() < 4 * coverage["mcse"] + 0.02).all()
-    expected_mcse = (coverage["value"] * (1 - coverage["value"]) / coverage["n_used"]) ** 0.5
-    assert (coverage["mcse"] - expected_mcse).abs().max() < 1e-15
     improper = tables["fit_flags"].query("flag == 'improper'")
     assert (improper["replicates"] == config["replicates"]).all()
 
     comparison = tables["theory"]
-    assert set(comparison["method"]) == {"laplace", "agq", "bayes"}
-    assert len(comparison) == N_CELLS * 3
+    shrinking = {"laplace", "agq", "bayes", "pql", "betabinomial"}
+    assert set(comparison["method"]) == shrinking
+    assert len(comparison) == N_CELLS * len(shrinking)
     assert comparison["predicted_slope"].between(0, 1).all()
     assert (comparison["slope_difference"]
             == comparison["observed_slope"] - comparison["predicted_slope"]).all()
     slopes = performance.query("measure == 'shrinkage_slope'").set_index(["cell", "method"])
     observed = comparison.set_index(["cell", "method"])["observed_slope"]
     assert (observed == slopes.loc[observed.index, "value"]).all()
+
+
+# Issue 8: the interval estimands, each with its MCSE, for every method that gives them.
+INTERVAL_MEASURES = {
+    "beta": (("laplace", "agq", "bayes"), {"modelse", "relerror_modelse", "coverage_95", "width_95"}),
+    "p": (("raw", "laplace", "agq", "bayes", "pql", "betabinomial"), {"coverage_95", "width_95"}),
+    "sigma": (("laplace", "agq"), {"rejection_rate"}),
+}
+
+
+def test_every_interval_estimand_has_a_finite_value_and_mcse_in_every_cell(run_a):
+    config = yaml.safe_load((ROOT / SMALL).read_text())
+    performance = summary(run_a)["performance"]
+    checked = 0
+    for estimand, (methods, measures) in INTERVAL_MEASURES.items():
+        for method in methods:
+            rows = performance.query("estimand == @estimand and method == @method "
+                                     "and measure in @measures")
+            assert len(rows) == N_CELLS * len(measures), (estimand, method)
+            assert np.isfinite(rows[["value", "mcse"]].to_numpy()).all(), (estimand, method)
+            assert rows["n_used"].between(1, config["replicates"]).all(), (estimand, method)
+            checked += len(rows)
+    assert checked == N_CELLS * (3 * 4 + 6 * 2 + 2 * 1)
+    # The LRT of sigma = 0 rejects less often at sd = 0 than at sd = 1.
+    rejection = performance.query("measure == 'rejection_rate' and method == 'laplace'")
+    by_sd = rejection.set_index("cell")["value"]
+    assert by_sd["I12_J20_sd0_p0.5"] < by_sd["I12_J20_sd1_p0.5"]
+    intervals = summary(run_a)["beta_intervals"]
+    assert set(intervals["method"]) == {"laplace", "agq", "bayes"}
+    assert intervals["z_rank"].between(0, 1).all()
 
 
 def test_docs_rule_writes_small_copies_of_the_seed_figures(run_a):

@@ -64,22 +64,36 @@ def _record_config(smk) -> None:
     temporary.replace(target)
 
 
+def _summarise_one(parameters, replicate_paths, group_paths, shrinkage_bins):
+    """All summary tables of one cell from its chunk files (one task of the job's pool)."""
+    cell = Cell(**parameters)
+    replicates = pd.concat(map(pd.read_parquet, replicate_paths), ignore_index=True)
+    groups = pd.concat(map(pd.read_parquet, group_paths), ignore_index=True)
+    return summarise_cell(cell, replicates, groups, shrinkage_bins)
+
+
 def main(smk) -> None:
     began = time.perf_counter()
     _check(smk)
     replicate_files = _files_by_cell(smk.input.replicates)
     group_files = _files_by_cell(smk.input.groups)
-    per_cell = []
-    for name, parameters in smk.params.cells.items():
-        cell = Cell(**parameters)
-        replicates = pd.concat(map(pd.read_parquet, replicate_files[name]), ignore_index=True)
-        groups = pd.concat(map(pd.read_parquet, group_files[name]), ignore_index=True)
-        per_cell.append(summarise_cell(cell, replicates, groups, smk.params.shrinkage_bins))
-        logging.info("summarised %s: %d replicate rows", name, len(replicates))
+    tasks = [(parameters, replicate_files[name], group_files[name], smk.params.shrinkage_bins)
+             for name, parameters in smk.params.cells.items()]
+    # Cells are independent and combine() orders rows by cell, so the tables are the same for
+    # any number of workers; forked workers share the parent's imports.
+    if smk.threads > 1 and len(tasks) > 1:
+        from joblib import Parallel, delayed
+
+        per_cell = Parallel(n_jobs=smk.threads, backend="multiprocessing")(
+            delayed(_summarise_one)(*task) for task in tasks)
+    else:
+        per_cell = [_summarise_one(*task) for task in tasks]
+    for name in smk.params.cells:
+        logging.info("summarised %s", name)
     for table_name, table in combine(per_cell).items():
         write_parquet_atomic(table, smk.output[table_name])
     _record_config(smk)
-    logging.info("work time %.3f s", time.perf_counter() - began)
+    logging.info("work time %.3f s with %d worker(s)", time.perf_counter() - began, smk.threads)
 
 
 logging.basicConfig(

@@ -177,7 +177,11 @@ def test_bayes_has_its_measures_and_theory_is_compared_per_cell(run_a):
     coverage = performance.query("measure == 'coverage_95' and estimand == 'p' and method == 'bayes'")
     assert len(coverage) == N_CELLS
     # Nominal 95 % intervals: within 4 MCSEs of 0.95 is a loose check that the columns line up.
-    assert ((coverage["value"] - 0.95).abs() < 4 * coverage["mcse"] + 0.02).all()
+    # At sd = 0 the truth sits on the prior's boundary and the intervals over-cover (~1).
+    proper = coverage[coverage["re_sd"] > 0]
+    assert len(proper) == N_CELLS - 1
+    assert ((proper["value"] - 0.95).abs() < 4 * proper["mcse"] + 0.02).all()
+    assert coverage.loc[coverage["re_sd"] == 0, "value"].iloc[0] > 0.95
     improper = tables["fit_flags"].query("flag == 'improper'")
     assert (improper["replicates"] == config["replicates"]).all()
 

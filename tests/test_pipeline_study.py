@@ -17,8 +17,11 @@ OPTIONS = {"agq": {"nagq": 7}}
 
 def test_tables_have_the_documented_columns_and_rows():
     replicates, groups = fit_chunk(CELL, 3, 0, 5, METHODS, OPTIONS)
-    assert replicates.column_names == REPLICATE_COLUMNS
-    assert groups.column_names == GROUP_COLUMNS
+    # The common columns, then the methods' extras in name order (raw, laplace and agq write
+    # intervals; the likelihood fits also their log-likelihoods).
+    assert replicates.column_names == REPLICATE_COLUMNS + [
+        "beta_lower", "beta_se", "beta_upper", "loglik", "loglik_null"]
+    assert groups.column_names == GROUP_COLUMNS + ["p_lower", "p_upper"]
     assert replicates.num_rows == 5 * len(METHODS)
     assert groups.num_rows == 5 * CELL.n_groups * len(METHODS)
     frame = groups.to_pandas()
@@ -130,7 +133,7 @@ def test_bayes_rows_carry_intervals_and_the_improper_flag():
     intervals = group_frame[group_frame["method"] == "bayes"]
     proper = intervals[intervals["p_upper"].notna()]
     assert (proper["p_lower"] <= proper["p_hat"]).all() and (proper["p_hat"] <= proper["p_upper"]).all()
-    assert group_frame.loc[group_frame["method"] == "laplace", "p_upper"].isna().all()
+    assert group_frame.loc[group_frame["method"] == "laplace", "p_sd"].isna().all()
 
 
 def test_a_failed_replicate_keeps_boolean_extras_boolean():

@@ -40,13 +40,14 @@ def _reference_concat(columns_per_method, leading):
     return pa.concat_tables(tables)
 
 
-def _reference_tables(cell, seed, start, stop, methods, method_options=None, batch_size=100):
-    options = {name: METHODS[name].options((method_options or {}).get(name)) for name in methods}
+def _reference_tables(cell, seed, start, stop, methods, method_options=None, batch_size=100,
+                      registry=METHODS):
+    options = {name: registry[name].options((method_options or {}).get(name)) for name in methods}
     data = simulate_replicates(cell, seed, start, stop)
     bounds = list(range(0, len(data.replicate), batch_size)) + [len(data.replicate)]
     parts = {name: [] for name in methods}
     for lo, hi in zip(bounds[:-1], bounds[1:]):
-        result = fit_batch(data.y[lo:hi], data.n[lo:hi], options)
+        result = fit_batch(data.y[lo:hi], data.n[lo:hi], options, registry)
         for name in methods:
             parts[name].append(result[name])
     fits = {
@@ -128,7 +129,7 @@ def test_streamed_and_in_memory_tables_equal_the_whole_chunk_tables(tmp_path, ba
     assert pq.ParquetFile(tmp_path / "out" / "groups.parquet").num_row_groups > 1
 
 
-def test_extras_missing_in_a_batch_or_a_method_are_filled_as_before(tmp_path, monkeypatch):
+def test_extras_missing_in_a_batch_or_a_method_are_filled_as_before(tmp_path):
     # "partial" gives integer, boolean and float extras, but fails on replicates 0-3: the whole
     # first batch (of 4), refitted one by one, has no extras at all. "raw" has none either.
     laplace = METHODS["laplace"]
@@ -148,20 +149,20 @@ def test_extras_missing_in_a_batch_or_a_method_are_filled_as_before(tmp_path, mo
             extra_group={"score": np.full(y.shape, 0.5)},
         )
 
-    monkeypatch.setitem(METHODS, "partial",
-                        method_registry.Method("partial", partial, True, {}, "test"))
+    registry = METHODS.with_methods(
+        method_registry.Method(name="partial", fit=partial, label="partial", color="C7", order=99))
     methods = ["raw", "partial", "bayes"]
-    expected = _reference_tables(CELL, 5, 0, 12, methods, batch_size=4)
+    expected = _reference_tables(CELL, 5, 0, 12, methods, batch_size=4, registry=registry)
     errors = expected[0].to_pandas().query("method == 'partial'")["fit_error"]
     assert (errors.iloc[:4] != "").all() and (errors.iloc[4:] == "").all()
     assert expected[0].schema.field("count").type == pa.int32()
-    streamed = _written(tmp_path, CELL, 5, 0, 12, methods, batch_size=4)
+    streamed = _written(tmp_path, CELL, 5, 0, 12, methods, batch_size=4, registry=registry)
     for table, reference in zip(streamed, expected):
         assert_same_table(table, reference)
 
 
 def test_a_failed_chunk_leaves_no_file_and_no_spill(tmp_path, monkeypatch):
-    def broken_batch(y, n, options):
+    def broken_batch(y, n, options, registry=None):
         raise KeyboardInterrupt  # not caught by fit_safely, like a kill
 
     monkeypatch.setattr(study, "fit_batch", broken_batch)

@@ -14,7 +14,8 @@ rule summarise:
         "results/logs/summarise.log",
     benchmark:
         "results/benchmarks/summarise.tsv"
-    threads: 1
+    # Cells are summarised side by side (the tables do not depend on the thread count).
+    threads: 2
     resources:
         mem_mb=2000,
         runtime=10,

@@ -37,6 +37,7 @@ one replicate's, so a replicate's intervals never depend on the other replicates
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -182,10 +183,12 @@ def grid_quantiles(start, step, density, probs, totals=None, lengths=None):
     totals = on_grid if totals is None else totals
     slope = np.maximum(density, 0.0) * step / totals  # dF per unit of the cell's fraction
     columns = np.arange(density.shape[1])
+    # A column's last cell is its own (zero padding beyond it holds no mass).
+    last_cell = density.shape[0] - 2 if lengths is None else np.maximum(np.asarray(lengths) - 2, 0)
     out = np.empty((len(probs), density.shape[1]))
     for k, prob in enumerate(probs):
         cdf = mass / totals if prob < 0.5 else 1.0 - (on_grid - mass) / totals
-        cell = np.clip((cdf < prob).sum(axis=0) - 1, 0, density.shape[0] - 2)
+        cell = np.clip((cdf < prob).sum(axis=0) - 1, 0, last_cell)
         f0, f1 = cdf[cell, columns], cdf[cell + 1, columns]
         d0, d1 = slope[cell, columns], slope[cell + 1, columns]
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -224,6 +227,13 @@ def credible_intervals(sigma, beta_centre, beta_scale, log_weight, log_integral,
     eta_quantiles : ndarray (len(probs), U)
     beta_quantiles : ndarray (len(probs),)
     """
+    return block_quantiles([marginal_densities(sigma, beta_centre, beta_scale, log_weight, log_integral, eta_mean,
+                                               eta_var, y, n, n_beta)], probs)[0]
+
+
+def marginal_densities(sigma, beta_centre, beta_scale, log_weight, log_integral, eta_mean, eta_var, y, n, n_beta):
+    """The marginal posterior densities of ``credible_intervals`` (same arguments but ``probs``) on
+    their grids, before inversion: a ``MarginalDensities``."""
     x, log_w = gauss_hermite_rule(n_beta)
     weight = np.exp(log_weight)  # (S, B)
     sigma_mass = weight.sum(axis=1)
@@ -301,17 +311,59 @@ def credible_intervals(sigma, beta_centre, beta_scale, log_weight, log_integral,
         z = (eta[:, None, None] - node_mean[cheap]) / np.sqrt(np.maximum(node_var[cheap], 1e-300))
         normal = np.exp(-0.5 * z * z) / np.sqrt(2.0 * np.pi * np.maximum(node_var[cheap], 1e-300))
         density += scale * np.einsum("s,esu->eu", sigma_mass[cheap], normal)
-    # One inversion for the groups' eta and for beta: beta's grid is the last column.
     beta_start, beta_step, beta_density, beta_total = beta_grid
-    rows = max(size, beta_density.size)
-    stacked = np.zeros((rows, y.size + 1))
-    stacked[:size, :-1] = density
-    stacked[:beta_density.size, -1] = beta_density
-    quantiles = grid_quantiles(
-        np.append(np.full(y.size, lower), beta_start), np.append(np.full(y.size, step), beta_step), stacked, probs,
-        np.append(scale * sigma_mass[used].sum(), beta_total), np.append(np.full(y.size, size), beta_density.size),
-    )
-    return quantiles[:, :-1], quantiles[:, -1]
+    return MarginalDensities(lower, step, density, scale * sigma_mass[used].sum(),
+                             beta_start, beta_step, beta_density, beta_total)
+
+
+@dataclass(frozen=True)
+class MarginalDensities:
+    """One replicate's marginal posterior densities of each group's eta (columns of ``eta_density``,
+    on eta_start + eta_step * arange) and of beta (``beta_density`` on its own grid), unnormalised,
+    with each one's exact total mass (one total for all groups' columns)."""
+
+    eta_start: float
+    eta_step: float
+    eta_density: np.ndarray  # (E, U)
+    eta_total: float
+    beta_start: float
+    beta_step: float
+    beta_density: np.ndarray  # (F,)
+    beta_total: float
+
+
+def block_quantiles(densities, probs):
+    """Quantiles of every replicate's marginals in one ``grid_quantiles`` call.
+
+    Each replicate contributes its groups' eta columns and one beta column, zero-padded to the
+    longest grid of the block; ``grid_quantiles`` works column by column (every operation is
+    elementwise or runs down a column in order, and stops at the column's own length), so a
+    replicate's quantiles do not depend on the other replicates of the block.
+
+    Returns
+    -------
+    list of (eta_quantiles (len(probs), U), beta_quantiles (len(probs),)), one per replicate.
+    """
+    widths = [d.eta_density.shape[1] + 1 for d in densities]
+    rows = max(max(d.eta_density.shape[0], d.beta_density.size) for d in densities)
+    stacked = np.zeros((rows, sum(widths)))
+    start, step, totals, lengths = (np.empty(stacked.shape[1]) for _ in range(4))
+    column = 0
+    for d, width in zip(densities, widths):
+        groups = slice(column, column + width - 1)
+        stacked[:d.eta_density.shape[0], groups] = d.eta_density
+        stacked[:d.beta_density.size, column + width - 1] = d.beta_density
+        start[groups], step[groups], totals[groups], lengths[groups] = (
+            d.eta_start, d.eta_step, d.eta_total, d.eta_density.shape[0])
+        last = column + width - 1
+        start[last], step[last], totals[last], lengths[last] = d.beta_start, d.beta_step, d.beta_total, d.beta_density.size
+        column += width
+    quantiles = grid_quantiles(start, step, stacked, probs, totals, lengths.astype(int))
+    out, column = [], 0
+    for width in widths:
+        out.append((quantiles[:, column:column + width - 1], quantiles[:, column + width - 1]))
+        column += width
+    return out
 
 
 def _narrow_nodes(eta, sigma, centre, root2_scale, log_loo_density):

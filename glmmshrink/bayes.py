@@ -47,7 +47,7 @@ import numpy as np
 from scipy.special import expit, logsumexp
 
 from glmmshrink._bayes_grid import grid_integrals, uses_grid
-from glmmshrink._bayes_intervals import credible_intervals
+from glmmshrink._bayes_intervals import block_quantiles, marginal_densities
 from glmmshrink._bayes_quadrature import beta_given_sigma, gauss_legendre, group_integrals, interpolate
 from glmmshrink._objective import gauss_hermite_rule, ordered_sum
 from glmmshrink._validate import as_counts
@@ -325,15 +325,19 @@ def _posterior_block(y, n, count, beta_prior, sigma_prior, rule):
     # Credible intervals from the exact marginal posteriors of eta_i and beta (``_bayes_intervals``).
     tail = 0.5 * (1.0 - CREDIBLE_MASS)
     node_log_weight = (log_weight - logsumexp(log_weight, axis=-1, keepdims=True)).reshape(n_reps, -1, rule.beta)
-    eta_bounds = np.full((2,) + y.shape, np.nan)
-    beta_bounds = np.empty((2, n_reps))
+    densities, reals = [], []
     for r in range(n_reps):
         real = int(np.count_nonzero(n[r]))
-        eta_bounds[:, r, :real], beta_bounds[:, r] = credible_intervals(
+        reals.append(real)
+        densities.append(marginal_densities(
             sigma[r], beta_centre[r], beta_scale[r, :, 0], node_log_weight[r],
             groups.log_integral[r, ..., :real], groups.eta_mean[r, ..., :real], groups.eta_var[r, ..., :real],
-            y[r, :real], n[r, :real], rule.beta, (tail, 1.0 - tail),
-        )
+            y[r, :real], n[r, :real], rule.beta,
+        ))
+    eta_bounds = np.full((2,) + y.shape, np.nan)
+    beta_bounds = np.empty((2, n_reps))
+    for r, (real, (eta_q, beta_q)) in enumerate(zip(reals, block_quantiles(densities, (tail, 1.0 - tail)))):
+        eta_bounds[:, r, :real], beta_bounds[:, r] = eta_q, beta_q
     p_lower, p_upper = expit(eta_bounds)
     return (beta_mean, beta_sd, beta_bounds[0], beta_bounds[1], sigma_mean, sigma_sd, p_mean,
             np.sqrt(np.maximum(p_var, 0.0)), p_lower, p_upper)

@@ -237,6 +237,28 @@ def test_results_do_not_depend_on_batch_order_or_chunk():
             assert np.array_equal(value, getattr(small_chunks, name)[i], equal_nan=True), (i, name)
 
 
+def test_a_replicate_is_bit_identical_alone_and_anywhere_in_batches_of_any_size():
+    """Blocks are computed with a leading replicate axis (grids padded to the block's longest), so
+    check each replicate alone against every position in batches of different sizes, neighbours,
+    widths (distinct groups) and chunkings."""
+    y, n = _mixed_batch(seed=7, reps=8)
+    other_y, other_n = _mixed_batch(seed=123, reps=40)
+    other_y[3] = other_n[3]  # an improper neighbour
+    batches = []
+    for size, position in ((2, 0), (2, 1), (5, 2), (17, 16), (40, 0), (40, 23), (40, 39)):
+        batches.append((size, position))
+    for i in (0, 1, 5, 6):
+        alone = posterior_glmm(y[i], n[i])
+        for size, position in batches:
+            batch_y, batch_n = other_y[:size].copy(), other_n[:size].copy()
+            batch_y[position], batch_n[position] = y[i], n[i]
+            for chunk in (DEFAULT_RULE.chunk, 7):
+                post = _posterior_glmm(batch_y, batch_n, "flat", ("uniform", 100.0), replace(DEFAULT_RULE, chunk=chunk))
+                for name in FIELDS:
+                    np.testing.assert_array_equal(getattr(post, name)[position], getattr(alone, name),
+                                                  err_msg=f"{i} {size} {position} {chunk} {name}")
+
+
 def test_padding_groups_are_nan_and_change_nothing_else():
     y, n = _batch(seed=5, reps=3, groups=8)
     padded_y = np.concatenate([y, np.zeros((3, 2), int)], axis=1)

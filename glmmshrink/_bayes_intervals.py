@@ -80,6 +80,20 @@ def _interpolation_tables(n_nodes):
     return x, x_max, to_coefficients, slopes[0], slopes[1]
 
 
+def _interpolant_pieces(values):
+    """What ``_log_density_interpolant`` needs of log densities ``values`` (S, K, M) at the K nodes:
+    the nodes, x_max, the polynomial coefficients of r (S, K, M), the guard's bounds (S, 1, M) and
+    for each end its node, r there and the continuation's slope (S, M)."""
+    nodes, x_max, to_coefficients, left_slope, right_slope = _interpolation_tables(values.shape[1])
+    deviation = values + (nodes * nodes)[:, None]  # r at the nodes (S, K, M)
+    coefficients = np.einsum("jk,skm->sjm", to_coefficients, deviation)
+    low, high = deviation.min(axis=1, keepdims=True), deviation.max(axis=1, keepdims=True)
+    margin = 0.1 * (high - low)
+    ends = ((nodes[0], deviation[:, 0], np.einsum("k,skm->sm", left_slope, deviation[:, :3])),
+            (nodes[-1], deviation[:, -1], np.einsum("k,skm->sm", right_slope, deviation[:, -3:])))
+    return nodes, x_max, coefficients, low - margin, high + margin, ends
+
+
 def _log_density_interpolant(x, values):
     """Interpolant in x of log densities (S, K, M) at the K Gauss-Hermite nodes, at points x (S, P) -> (S, P, M).
 
@@ -90,25 +104,35 @@ def _log_density_interpolant(x, values):
     the three end nodes. The mass beyond the outer nodes is ~1e-5 of a node's, so the
     continuation hardly matters.
     """
-    nodes, x_max, to_coefficients, left_slope, right_slope = _interpolation_tables(values.shape[1])
-    deviation = values + (nodes * nodes)[:, None]  # r at the nodes (S, K, M)
-    coefficients = np.einsum("jk,skm->sjm", to_coefficients, deviation)
+    nodes, x_max, coefficients, low, high, ends = _interpolant_pieces(values)
     scaled = (np.clip(x, nodes[0], nodes[-1]) / x_max)[..., None]
     out = np.repeat(coefficients[:, -1:], x.shape[1], axis=1)  # Horner, (S, P, M)
     for k in range(values.shape[1] - 2, -1, -1):
         out *= scaled
         out += coefficients[:, k:k + 1]
-    low, high = deviation.min(axis=1, keepdims=True), deviation.max(axis=1, keepdims=True)
-    margin = 0.1 * (high - low)
-    np.clip(out, low - margin, high + margin, out=out)
-    for beyond, edge, three, slope in ((x < nodes[0], nodes[0], slice(0, 3), left_slope),
-                                       (x > nodes[-1], nodes[-1], slice(-3, None), right_slope)):
+    np.clip(out, low, high, out=out)
+    for beyond, (edge, end, gradient) in zip((x < nodes[0], x > nodes[-1]), ends):
         if beyond.any():
-            rows, points = np.nonzero(beyond)
-            end = deviation[:, 0] if edge == nodes[0] else deviation[:, -1]
-            gradient = np.einsum("k,skm->sm", slope, deviation[:, three])
-            out[rows, points] = end[rows] + (x[rows, points] - edge)[:, None] * gradient[rows]
+            np.copyto(out, end[:, None] + (x - edge)[..., None] * gradient[:, None], where=beyond[..., None])
     out -= (x * x)[..., None]
+    return out
+
+
+def _log_density_at(x, row, values):
+    """``_log_density_interpolant`` for one density per row (M = 1) at scattered points: x (N,) on
+    the density ``row`` (N,) of ``values`` (S, K) -> (N,). Element by element the same arithmetic."""
+    nodes, x_max, coefficients, low, high, ends = _interpolant_pieces(values[..., None])
+    scaled = np.clip(x, nodes[0], nodes[-1]) / x_max
+    by_point = coefficients[..., 0].T[:, row]  # (K, N)
+    out = by_point[-1].copy()
+    for k in range(values.shape[1] - 2, -1, -1):
+        out *= scaled
+        out += by_point[k]
+    np.clip(out, low[row, 0, 0], high[row, 0, 0], out=out)
+    for beyond, (edge, end, gradient) in zip((x < nodes[0], x > nodes[-1]), ends):
+        if beyond.any():
+            np.copyto(out, end[row, 0] + (x - edge) * gradient[row, 0], where=beyond)
+    out -= x * x
     return out
 
 
@@ -399,6 +423,10 @@ def _beta_density(x, log_beta_density, complete, sigma_mass, centre, root2_scale
     size = int(np.ceil((upper - lower) / step)) + 1
     beta = lower + step * np.arange(size)
     t = (beta - centre[live, None]) / root2_scale[live, None]  # (S, F)
-    values = _log_density_interpolant(t, log_beta_density[live][..., None])[..., 0]
-    density = np.where(np.abs(t) <= 5.0, np.exp(values), 0.0).sum(axis=0)
+    # Each node's density is taken as zero beyond |t| = 5, so only the points within are evaluated;
+    # bincount adds each point's terms in node order, as a sum down the (S, F) table would.
+    inside = np.abs(t) <= 5.0
+    rows, points = np.nonzero(inside)
+    values = _log_density_at(t[inside], rows, log_beta_density[live])
+    density = np.bincount(points, weights=np.exp(values), minlength=size)
     return lower, step, density, sigma_mass[live].sum()

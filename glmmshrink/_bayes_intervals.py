@@ -199,13 +199,14 @@ def grid_quantiles(start, step, density, probs, totals=None, lengths=None):
     their total on the grid. ``start`` and ``step`` may differ by column ((M,) arrays); a column
     with ``lengths`` (M,) below N holds zero padding beyond its own grid. Returns (len(probs), M).
     """
-    cells = _cell_integrals(np.maximum(density, 0.0), step)
+    density = np.maximum(density, 0.0)
+    cells = _cell_integrals(density, step)
     if lengths is not None:
         cells[np.arange(cells.shape[0])[:, None] >= np.asarray(lengths) - 1] = 0.0
     mass = np.concatenate([np.zeros_like(cells[:1]), np.cumsum(cells, axis=0)], axis=0)  # (N, M)
     on_grid = mass[-1]
     totals = on_grid if totals is None else totals
-    slope = np.maximum(density, 0.0) * step / totals  # dF per unit of the cell's fraction
+    slope = density * step / totals  # dF per unit of the cell's fraction
     columns = np.arange(density.shape[1])
     # A column's last cell is its own (zero padding beyond it holds no mass).
     last_cell = density.shape[0] - 2 if lengths is None else np.maximum(np.asarray(lengths) - 2, 0)
@@ -299,7 +300,8 @@ def marginal_densities(sigma, beta_centre, beta_scale, log_weight, log_integral,
     if members.size:
         nodes_beta = (beta_centre[members, None] + root2_scale[members, None] * x).reshape(-1)
         node_sigma = np.repeat(sigma[members], x.size)
-        kernel = eta[:, None] * (np.sqrt(0.5) / node_sigma) - nodes_beta * (np.sqrt(0.5) / node_sigma)
+        kernel = np.multiply(eta[:, None], np.sqrt(0.5) / node_sigma)
+        kernel -= nodes_beta * (np.sqrt(0.5) / node_sigma)
         np.square(kernel, out=kernel)
         np.negative(kernel, out=kernel)
         np.exp(kernel, out=kernel)  # exp(-z^2 / 2); the 1 / sigma goes with the weights
@@ -332,8 +334,12 @@ def marginal_densities(sigma, beta_centre, beta_scale, log_weight, log_integral,
     scale = np.sqrt(2.0 * np.pi) * np.exp(-shift - top)
     if cheap.any():
         # Light narrow nodes: a normal with the node's exact mean and variance of eta_i.
-        z = (eta[:, None, None] - node_mean[cheap]) / np.sqrt(np.maximum(node_var[cheap], 1e-300))
-        normal = np.exp(-0.5 * z * z) / np.sqrt(2.0 * np.pi * np.maximum(node_var[cheap], 1e-300))
+        z = eta[:, None, None] - node_mean[cheap]
+        z /= np.sqrt(np.maximum(node_var[cheap], 1e-300))
+        normal = np.multiply(z, -0.5)
+        normal *= z
+        np.exp(normal, out=normal)
+        normal /= np.sqrt(2.0 * np.pi * np.maximum(node_var[cheap], 1e-300))
         density += scale * np.einsum("s,esu->eu", sigma_mass[cheap], normal)
     beta_start, beta_step, beta_density, beta_total = beta_grid
     return MarginalDensities(lower, step, density, scale * sigma_mass[used].sum(),
@@ -407,7 +413,8 @@ def _narrow_nodes(eta, sigma, centre, root2_scale, log_loo_density):
     values = _log_density_interpolant(x, log_loo_density).reshape(beta.shape + (-1,))  # (S, E, Z, U)
     z = (eta[..., None] - beta) / sig[..., None]
     log_factor = z_log_w - 0.5 * z * z + np.log(np.sqrt(2.0) * product_sd / sig)[..., None]
-    return np.exp(values + log_factor[..., None]).sum(axis=2)
+    values += log_factor[..., None]
+    return np.exp(values, out=values).sum(axis=2)
 
 
 def _beta_density(x, log_beta_density, complete, sigma_mass, centre, root2_scale):

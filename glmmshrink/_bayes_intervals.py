@@ -113,7 +113,8 @@ def _log_density_interpolant(x, values):
     np.clip(out, low, high, out=out)
     for beyond, (edge, end, gradient) in zip((x < nodes[0], x > nodes[-1]), ends):
         if beyond.any():
-            np.copyto(out, end[:, None] + (x - edge)[..., None] * gradient[:, None], where=beyond[..., None])
+            rows, points = np.nonzero(beyond)
+            out[rows, points] = end[rows] + (x[rows, points] - edge)[:, None] * gradient[rows]
     out -= (x * x)[..., None]
     return out
 
@@ -130,8 +131,9 @@ def _log_density_at(x, row, values):
         out += by_point[k]
     np.clip(out, low[row, 0, 0], high[row, 0, 0], out=out)
     for beyond, (edge, end, gradient) in zip((x < nodes[0], x > nodes[-1]), ends):
-        if beyond.any():
-            np.copyto(out, end[row, 0] + (x - edge) * gradient[row, 0], where=beyond)
+        points = np.flatnonzero(beyond)
+        if points.size:
+            out[points] = end[row[points], 0] + (x[points] - edge) * gradient[row[points], 0]
     out -= x * x
     return out
 

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import expit, logsumexp
 
-from glmmshrink._bayes_grid import grid_integrals, uses_grid
+from glmmshrink._bayes_grid import sorted_grid_integrals, uses_grid
 from glmmshrink._bayes_intervals import block_quantiles, marginal_densities
 from glmmshrink._bayes_quadrature import beta_given_sigma, gauss_legendre, group_integrals, interpolate
 from glmmshrink._objective import gauss_hermite_rule, ordered_sum
@@ -284,7 +284,9 @@ def _posterior_block(y, n, count, beta_prior, sigma_prior, rule):
         real = int(np.count_nonzero(n[r]))
         if nodes.size == 0:
             continue
-        values = grid_integrals(beta[r].reshape(-1)[nodes], grid_sigma[r].reshape(-1)[nodes], y[r, :real], n[r, :real])
+        order, values = sorted_grid_integrals(beta[r].reshape(-1)[nodes], grid_sigma[r].reshape(-1)[nodes],
+                                              y[r, :real], n[r, :real])
+        nodes = nodes[order]
         for target, value in zip(
             (groups.log_integral, groups.p_mean, groups.p_second_moment, groups.eta_mean, groups.eta_var), values
         ):

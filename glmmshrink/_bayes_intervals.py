@@ -95,7 +95,7 @@ def _interpolant_pieces(values):
 
 
 def _log_density_interpolant(x, values):
-    """Interpolant in x of log densities (S, K, M) at the K Gauss-Hermite nodes, at points x (S, P) -> (S, P, M).
+    """Interpolant in x of log densities (S, K, M) at the K Gauss-Hermite nodes, at points x (S, P) -> (S, M, P).
 
     The rule was placed so that a node's density of x is close to N(0, 1/2); the interpolated
     function is r(x) = log density + x^2, nearly constant, so its degree K - 1 polynomial does
@@ -105,17 +105,19 @@ def _log_density_interpolant(x, values):
     continuation hardly matters.
     """
     nodes, x_max, coefficients, low, high, ends = _interpolant_pieces(values)
-    scaled = (np.clip(x, nodes[0], nodes[-1]) / x_max)[..., None]
-    out = np.repeat(coefficients[:, -1:], x.shape[1], axis=1)  # Horner, (S, P, M)
+    # Points last: every elementwise step runs along the long points axis (the M densities are few).
+    coefficients = coefficients.transpose(0, 2, 1)[..., None]  # (S, M, K, 1)
+    scaled = (np.clip(x, nodes[0], nodes[-1]) / x_max)[:, None, :]
+    out = np.repeat(coefficients[:, :, -1], x.shape[1], axis=2)  # Horner, (S, M, P)
     for k in range(values.shape[1] - 2, -1, -1):
         out *= scaled
-        out += coefficients[:, k:k + 1]
-    np.clip(out, low, high, out=out)
+        out += coefficients[:, :, k]
+    np.clip(out, low.transpose(0, 2, 1), high.transpose(0, 2, 1), out=out)
     for beyond, (edge, end, gradient) in zip((x < nodes[0], x > nodes[-1]), ends):
         if beyond.any():
             rows, points = np.nonzero(beyond)
-            out[rows, points] = end[rows] + (x[rows, points] - edge)[:, None] * gradient[rows]
-    out -= (x * x)[..., None]
+            out[rows, :, points] = end[rows] + (x[rows, points] - edge)[:, None] * gradient[rows]
+    out -= (x * x)[:, None, :]
     return out
 
 
@@ -412,11 +414,11 @@ def _narrow_nodes(eta, sigma, centre, root2_scale, log_loo_density):
     product_mean = (mu / lam**2 + eta / sig**2) / precision  # (S, E)
     beta = product_mean[..., None] + (np.sqrt(2.0) * product_sd)[..., None] * z_nodes  # (S, E, Z)
     x = ((beta - mu[..., None]) / scale[..., None]).reshape(sigma.size, -1)
-    values = _log_density_interpolant(x, log_loo_density).reshape(beta.shape + (-1,))  # (S, E, Z, U)
+    values = _log_density_interpolant(x, log_loo_density).reshape((sigma.size, -1) + beta.shape[1:])  # (S, U, E, Z)
     z = (eta[..., None] - beta) / sig[..., None]
     log_factor = z_log_w - 0.5 * z * z + np.log(np.sqrt(2.0) * product_sd / sig)[..., None]
-    values += log_factor[..., None]
-    return np.exp(values, out=values).sum(axis=2)
+    values += log_factor[:, None]
+    return np.exp(values, out=values).sum(axis=3).transpose(0, 2, 1)
 
 
 def _beta_density(x, log_beta_density, complete, sigma_mass, centre, root2_scale):

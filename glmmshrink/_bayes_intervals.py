@@ -188,8 +188,17 @@ def _grid_step(node_sd, node_mass, lower, upper):
 
 def _cell_integrals(density, step):
     """Integral over each grid cell of the cubic through the four nearest points (zero beyond the grid)."""
-    padded = np.concatenate([np.zeros_like(density[:1]), density, np.zeros_like(density[:1])], axis=0)
-    return step / 24.0 * (-padded[:-3] + 13.0 * padded[1:-2] + 13.0 * padded[2:-1] - padded[3:])
+    padded = np.zeros((density.shape[0] + 2,) + density.shape[1:])
+    padded[1:-1] = density
+    # step / 24 (-f0 + 13 f1 + 13 f2 - f3), evaluated in that order in place (large blocks of columns).
+    out = np.negative(padded[:-3])
+    term = np.multiply(padded[1:-2], 13.0)
+    out += term
+    np.multiply(padded[2:-1], 13.0, out=term)
+    out += term
+    out -= padded[3:]
+    out *= step / 24.0
+    return out
 
 
 def grid_quantiles(start, step, density, probs, totals=None, lengths=None):
@@ -205,18 +214,32 @@ def grid_quantiles(start, step, density, probs, totals=None, lengths=None):
     """
     density = np.maximum(density, 0.0)
     cells = _cell_integrals(density, step)
+    columns = np.arange(density.shape[1])
     if lengths is not None:
-        cells[np.arange(cells.shape[0])[:, None] >= np.asarray(lengths) - 1] = 0.0
-    mass = np.concatenate([np.zeros_like(cells[:1]), np.cumsum(cells, axis=0)], axis=0)  # (N, M)
+        # Beyond a column's own grid only the two cells reaching back into it are nonzero.
+        lengths = np.asarray(lengths).astype(int)
+        for beyond in (lengths - 1, lengths):
+            short = (beyond >= 0) & (beyond < cells.shape[0])
+            cells[beyond[short], columns[short]] = 0.0
+    mass = np.empty(density.shape)  # (N, M)
+    mass[0] = 0.0
+    np.cumsum(cells, axis=0, out=mass[1:])
     on_grid = mass[-1]
     totals = on_grid if totals is None else totals
-    slope = density * step / totals  # dF per unit of the cell's fraction
-    columns = np.arange(density.shape[1])
+    slope = density  # dF per unit of the cell's fraction: density * step / totals
+    slope *= step
+    slope /= totals
     # A column's last cell is its own (zero padding beyond it holds no mass).
-    last_cell = density.shape[0] - 2 if lengths is None else np.maximum(np.asarray(lengths) - 2, 0)
+    last_cell = density.shape[0] - 2 if lengths is None else np.maximum(lengths - 2, 0)
     out = np.empty((len(probs), density.shape[1]))
+    cdf = np.empty(density.shape)
     for k, prob in enumerate(probs):
-        cdf = mass / totals if prob < 0.5 else 1.0 - (on_grid - mass) / totals
+        if prob < 0.5:
+            np.divide(mass, totals, out=cdf)
+        else:  # 1 - (on_grid - mass) / totals
+            np.subtract(on_grid, mass, out=cdf)
+            cdf /= totals
+            np.subtract(1.0, cdf, out=cdf)
         cell = np.clip((cdf < prob).sum(axis=0) - 1, 0, last_cell)
         f0, f1 = cdf[cell, columns], cdf[cell + 1, columns]
         d0, d1 = slope[cell, columns], slope[cell + 1, columns]

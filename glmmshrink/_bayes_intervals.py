@@ -121,21 +121,22 @@ def _log_density_interpolant(x, values):
     return out
 
 
-def _log_density_at(x, row, values):
-    """``_log_density_interpolant`` for one density per row (M = 1) at scattered points: x (N,) on
-    the density ``row`` (N,) of ``values`` (S, K) -> (N,). Element by element the same arithmetic."""
+def _log_density_at(x, counts, values):
+    """``_log_density_interpolant`` for one density per row (M = 1) at scattered points: x (N,), the
+    first ``counts[0]`` on row 0 of ``values`` (S, K), the next ``counts[1]`` on row 1, ... -> (N,).
+    Element by element the same arithmetic."""
     nodes, x_max, coefficients, low, high, ends = _interpolant_pieces(values[..., None])
     scaled = np.clip(x, nodes[0], nodes[-1]) / x_max
-    by_point = coefficients[..., 0].T[:, row]  # (K, N)
+    by_point = np.repeat(coefficients[..., 0].T, counts, axis=1)  # (K, N); repeat is faster than a gather
     out = by_point[-1].copy()
     for k in range(values.shape[1] - 2, -1, -1):
         out *= scaled
         out += by_point[k]
-    np.clip(out, low[row, 0, 0], high[row, 0, 0], out=out)
+    np.clip(out, np.repeat(low[:, 0, 0], counts), np.repeat(high[:, 0, 0], counts), out=out)
     for beyond, (edge, end, gradient) in zip((x < nodes[0], x > nodes[-1]), ends):
         points = np.flatnonzero(beyond)
         if points.size:
-            out[points] = end[row[points], 0] + (x[points] - edge) * gradient[row[points], 0]
+            out[points] = np.repeat(end[:, 0], counts)[points] + (x[points] - edge) * np.repeat(gradient[:, 0], counts)[points]
     out -= x * x
     return out
 
@@ -460,7 +461,7 @@ def _beta_density(x, log_beta_density, complete, sigma_mass, centre, root2_scale
     # Each node's density is taken as zero beyond |t| = 5, so only the points within are evaluated;
     # bincount adds each point's terms in node order, as a sum down the (S, F) table would.
     inside = np.abs(t) <= 5.0
-    rows, points = np.nonzero(inside)
-    values = _log_density_at(t[inside], rows, log_beta_density[live])
+    points = np.nonzero(inside)[1]
+    values = _log_density_at(t[inside], inside.sum(axis=1), log_beta_density[live])
     density = np.bincount(points, weights=np.exp(values), minlength=size)
     return lower, step, density, sigma_mass[live].sum()

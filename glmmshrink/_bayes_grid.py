@@ -81,11 +81,11 @@ def sorted_grid_integrals(beta, sigma, y, n):
     n_max = float(n.max())
     # The nodes sorted by band (stably): each band's nodes, eta nodes and kernel are then contiguous
     # pieces, and every step but the per-band matrix product runs once over all bands.
-    levels, band_of_node = np.unique(band, return_inverse=True)
-    order = np.argsort(band_of_node, kind="stable")
-    band_of_node = band_of_node[order]
-    beta, sigma = beta[order], sigma[order]
-    node_start = np.flatnonzero(np.diff(band_of_node, prepend=-1))
+    order = np.argsort(band, kind="stable")
+    band, beta, sigma = band[order], beta[order], sigma[order]
+    node_start = np.flatnonzero(np.diff(band, prepend=band[0] - 1))
+    levels = band[node_start]
+    band_of_node = np.cumsum(np.diff(band, prepend=band[0]) != 0)  # 0, 1, ... by band
     lower = np.minimum.reduceat(beta - GRID_REACH * sigma, node_start)
     upper = np.maximum.reduceat(beta + GRID_REACH * sigma, node_start)
     pieces = [_band_grid(n_max, int(level), low, high) for level, low, high in zip(levels, lower, upper)]
@@ -106,9 +106,10 @@ def sorted_grid_integrals(beta, sigma, y, n):
         np.multiply(lik, moments[:, k, None], out=table[..., k])
     # Each node's kernel row over its band's eta nodes, all rows laid end to end.
     row_size = size[band_of_node]
-    kernel = np.concatenate([eta[first:first + count] - beta[rows, None]
-                             for first, count, rows in zip(eta_start, size, np.split(np.arange(beta.size), node_start[1:]))],
-                            axis=None)
+    row_first = np.concatenate([[0], np.cumsum(row_size)[:-1]])
+    eta_index = np.arange(row_size.sum()) + np.repeat(eta_start[band_of_node] - row_first, row_size)
+    kernel = eta[eta_index]
+    kernel -= np.repeat(beta, row_size)
     kernel *= np.repeat(1.0 / sigma, row_size)
     kernel *= kernel
     np.minimum(kernel, 2.0 * TINY_LOG, out=kernel)
@@ -124,7 +125,6 @@ def sorted_grid_integrals(beta, sigma, y, n):
     total = sums[..., 0]
     # L_i N is log-concave, so an integrand still above e^-30 of the total at an end of the grid
     # peaks beyond it (a group deep in the tail of the node's normal, far from beta -+ 8 sigma).
-    row_first = np.concatenate([[0], np.cumsum(row_size)[:-1]])
     band_first, band_last = eta_start[band_of_node], (eta_start + size - 1)[band_of_node]
     edge = np.maximum(kernel[row_first][:, None] * lik[band_first], kernel[row_first + row_size - 1][:, None] * lik[band_last])
     reliable = (total > np.exp(-TRUSTED_LOG)) & (edge < EDGE_FRACTION * total)

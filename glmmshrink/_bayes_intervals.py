@@ -236,12 +236,16 @@ def marginal_densities(sigma, beta_centre, beta_scale, log_weight, log_integral,
 
     # Each group's posterior mean and SD of eta, and its narrowest SD given one sigma node.
     w3 = weight[..., None]
-    mean = (w3 * eta_mean).sum(axis=(0, 1))
-    second = (w3 * (eta_var + eta_mean**2)).sum(axis=(0, 1))
+    first_moment = w3 * eta_mean
+    second_moment = eta_mean**2
+    second_moment += eta_var
+    second_moment *= w3
+    mean = first_moment.sum(axis=(0, 1))
+    second = second_moment.sum(axis=(0, 1))
     sd = np.sqrt(np.maximum(second - mean**2, 1e-300))
     with np.errstate(invalid="ignore", divide="ignore"):
-        node_mean = (w3 * eta_mean).sum(axis=1) / sigma_mass[:, None]
-        node_var = (w3 * (eta_var + eta_mean**2)).sum(axis=1) / sigma_mass[:, None] - node_mean**2
+        node_mean = first_moment.sum(axis=1) / sigma_mass[:, None]
+        node_var = second_moment.sum(axis=1) / sigma_mass[:, None] - node_mean**2
     lower = float((mean - GRID_REACH * sd).min())
     upper = float((mean + GRID_REACH * sd).max())
     step = _grid_step(np.sqrt(np.maximum(node_var.min(axis=1), 1e-300)), sigma_mass, lower, upper)

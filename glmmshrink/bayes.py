@@ -294,12 +294,15 @@ def _posterior_block(y, n, count, beta_prior, sigma_prior, rule):
     # Integrals the grid cannot resolve (tiny against the group's likelihood) take the other rules.
     redo = on_grid[..., None] & (n[:, None, None, :] > 0) & np.isnan(groups.log_integral)
     if redo.any():
-        again = group_integrals(beta[..., None], sig4, y[:, None, None, :], n[:, None, None, :], rule.group, None, redo)
+        # Only those elements, gathered flat (group_integrals works element by element).
+        shape = redo.shape
+        again = group_integrals(*(np.broadcast_to(a, shape)[redo] for a in (beta[..., None], sig4, y[:, None, None, :],
+                                                                           n[:, None, None, :])), rule.group)
         for target, value in zip(
             (groups.log_integral, groups.p_mean, groups.p_second_moment, groups.eta_mean, groups.eta_var),
             (again.log_integral, again.p_mean, again.p_second_moment, again.eta_mean, again.eta_var),
         ):
-            target[redo] = value[redo]
+            target[redo] = value
     log_weight = np.where(
         keep, log_weight + ordered_sum(count[:, None, None, :] * groups.log_integral, axis=-1), -np.inf
     )

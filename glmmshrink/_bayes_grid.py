@@ -83,12 +83,17 @@ def sorted_grid_integrals(beta, sigma, y, n):
     # pieces, and every step but the per-band matrix product runs once over all bands.
     order = np.argsort(band, kind="stable")
     band, beta, sigma = band[order], beta[order], sigma[order]
-    node_start = np.flatnonzero(np.diff(band, prepend=band[0] - 1))
+    change = band[1:] != band[:-1]
+    node_start = np.concatenate([[0], np.flatnonzero(change) + 1])
     levels = band[node_start]
-    band_of_node = np.cumsum(np.diff(band, prepend=band[0]) != 0)  # 0, 1, ... by band
+    band_of_node = np.concatenate([[0], np.cumsum(change)])  # 0, 1, ... by band
     lower = np.minimum.reduceat(beta - GRID_REACH * sigma, node_start)
     upper = np.maximum.reduceat(beta + GRID_REACH * sigma, node_start)
-    pieces = [_band_grid(n_max, int(level), low, high) for level, low, high in zip(levels, lower, upper)]
+    # Each band's first and last lattice index; T is evaluated for every band's ends at once.
+    inverse_width = np.array([_band_shape(n_max, int(level))[1] for level in levels])
+    t_ends = _stretch(np.stack([lower, upper]), 0.5 * np.sqrt(n_max), inverse_width)
+    firsts, lasts = np.floor(t_ends[0] / GRID_STEP).astype(int), np.ceil(t_ends[1] / GRID_STEP).astype(int)
+    pieces = [_band_grid(n_max, int(level), first, last) for level, first, last in zip(levels, firsts, lasts)]
     eta, weight, softplus, moments = (np.concatenate(column) for column in zip(*pieces))
     size = np.array([piece[0].size for piece in pieces])
     eta_start = np.concatenate([[0], np.cumsum(size)[:-1]])
@@ -135,15 +140,13 @@ def sorted_grid_integrals(beta, sigma, y, n):
     return order, (log_integral, p_mean, p_second, eta_mean, np.maximum(eta_second - eta_mean * eta_mean, 0.0))
 
 
-def _band_grid(n_max, level, lower, upper):
-    """The band's nodes covering [lower, upper]: eta, weights, softplus(eta), (1, p, p^2, eta, eta^2).
+def _band_grid(n_max, level, first, last):
+    """The band's nodes t_k = k GRID_STEP, k = first..last: eta, weights, softplus(eta), (1, p, p^2, eta, eta^2).
 
-    The nodes sit at t_k = k GRID_STEP, so a band's nodes are always a slice of one lattice,
-    computed once per (n_max, level); a range beyond the stored lattice is computed afresh.
+    A band's nodes are always a slice of one lattice, computed once per (n_max, level); a range
+    beyond the stored lattice is computed afresh.
     """
     half_root_n, inverse_width = _band_shape(n_max, level)
-    t_lower, t_upper = _stretch(np.array([lower, upper]), half_root_n, inverse_width)
-    first, last = int(np.floor(t_lower / GRID_STEP)), int(np.ceil(t_upper / GRID_STEP))
     lattice_first, lattice = _lattice(n_max, level)
     if lattice_first <= first and last < lattice_first + lattice[0].size:
         return tuple(column[first - lattice_first:last + 1 - lattice_first] for column in lattice)

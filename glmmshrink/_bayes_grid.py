@@ -68,56 +68,85 @@ def grid_integrals(beta, sigma, y, n):
     A band's sums are one matrix product whose shapes come from this replicate alone, so batches
     cannot change its results.
     """
+    order, values = sorted_grid_integrals(beta, sigma, y, n)
     out = np.empty((5, beta.size, y.size))
-    band = np.floor(np.log(sigma / GRID_MIN_SIGMA) / np.log(GRID_BAND_RATIO)).astype(int)
-    n_max = float(n.max())
-    for level in np.unique(band):
-        members = np.flatnonzero(band == level)
-        lower = (beta[members] - GRID_REACH * sigma[members]).min()
-        upper = (beta[members] + GRID_REACH * sigma[members]).max()
-        out[:, members] = _grid_sums(*_band_grid(n_max, int(level), lower, upper), beta[members], sigma[members], y, n)
+    out[:, order] = values
     return tuple(out)
 
 
-def _grid_sums(eta, weight, softplus, moments, beta, sigma, y, n):
-    """(log I, E p, E p^2, E eta, Var eta), each (O, U), by the trapezoid rule on one band's nodes."""
-    log_lik = y * eta[:, None] - n * softplus[:, None]  # (E, U)
-    log_top = log_lik.max(axis=0)
+def sorted_grid_integrals(beta, sigma, y, n):
+    """``grid_integrals`` with the nodes in the order it works in: (order, values), where row k of
+    each value is node ``order[k]`` (saves the caller a scatter)."""
+    band = np.floor(np.log(sigma / GRID_MIN_SIGMA) / np.log(GRID_BAND_RATIO)).astype(int)
+    n_max = float(n.max())
+    # The nodes sorted by band (stably): each band's nodes, eta nodes and kernel are then contiguous
+    # pieces, and every step but the per-band matrix product runs once over all bands.
+    order = np.argsort(band, kind="stable")
+    band, beta, sigma = band[order], beta[order], sigma[order]
+    change = band[1:] != band[:-1]
+    node_start = np.concatenate([[0], np.flatnonzero(change) + 1])
+    levels = band[node_start]
+    band_of_node = np.concatenate([[0], np.cumsum(change)])  # 0, 1, ... by band
+    lower = np.minimum.reduceat(beta - GRID_REACH * sigma, node_start)
+    upper = np.maximum.reduceat(beta + GRID_REACH * sigma, node_start)
+    # Each band's first and last lattice index; T is evaluated for every band's ends at once.
+    inverse_width = np.array([_band_shape(n_max, int(level))[1] for level in levels])
+    t_ends = _stretch(np.stack([lower, upper]), 0.5 * np.sqrt(n_max), inverse_width)
+    firsts, lasts = np.floor(t_ends[0] / GRID_STEP).astype(int), np.ceil(t_ends[1] / GRID_STEP).astype(int)
+    pieces = [_band_grid(n_max, int(level), first, last) for level, first, last in zip(levels, firsts, lasts)]
+    eta, weight, softplus, moments = (np.concatenate(column) for column in zip(*pieces))
+    size = np.array([piece[0].size for piece in pieces])
+    eta_start = np.concatenate([[0], np.cumsum(size)[:-1]])
+
+    log_lik = y * eta[:, None] - n * softplus[:, None]  # (E, U), every band's nodes
+    log_top = np.maximum.reduceat(log_lik, eta_start, axis=0)  # (bands, U)
     # Both factors are floored at e^-300, so no product is subnormal (slow); where a total is
     # above e^-250 the floors change it by less than e^-40 relative.
-    log_lik -= log_top
+    log_lik -= np.repeat(log_top, size, axis=0)
     np.maximum(log_lik, -TINY_LOG, out=log_lik)
     lik = np.exp(log_lik, out=log_lik)
     lik *= weight[:, None]
-    table = (lik[:, :, None] * moments[:, None, :]).reshape(eta.size, -1)
-    kernel = eta - beta[:, None]
-    kernel *= (1.0 / sigma)[:, None]
+    table = np.empty(lik.shape + (5,))  # (E, U, 5), filled a moment at a time (long inner loops)
+    for k in range(5):
+        np.multiply(lik, moments[:, k, None], out=table[..., k])
+    # Each node's kernel row over its band's eta nodes, all rows laid end to end.
+    row_size = size[band_of_node]
+    row_first = np.concatenate([[0], np.cumsum(row_size)[:-1]])
+    eta_index = np.arange(row_size.sum()) + np.repeat(eta_start[band_of_node] - row_first, row_size)
+    kernel = eta[eta_index]
+    kernel -= np.repeat(beta, row_size)
+    kernel *= np.repeat(1.0 / sigma, row_size)
     kernel *= kernel
     np.minimum(kernel, 2.0 * TINY_LOG, out=kernel)
     kernel *= -0.5
-    sums = (np.exp(kernel, out=kernel) @ table).reshape(beta.size, y.size, 5)
+    np.exp(kernel, out=kernel)
+    sums = np.empty((beta.size, y.size, 5))
+    kernel_start = 0
+    for first, count, node_lo, node_hi in zip(eta_start, size, node_start, np.append(node_start[1:], beta.size)):
+        rows = node_hi - node_lo
+        np.matmul(kernel[kernel_start:kernel_start + rows * count].reshape(rows, count),
+                  table[first:first + count].reshape(count, -1), out=sums[node_lo:node_hi].reshape(rows, -1))
+        kernel_start += rows * count
     total = sums[..., 0]
     # L_i N is log-concave, so an integrand still above e^-30 of the total at an end of the grid
     # peaks beyond it (a group deep in the tail of the node's normal, far from beta -+ 8 sigma).
-    edge = np.maximum(kernel[:, :1] * lik[0], kernel[:, -1:] * lik[-1])
+    band_first, band_last = eta_start[band_of_node], (eta_start + size - 1)[band_of_node]
+    edge = np.maximum(kernel[row_first][:, None] * lik[band_first], kernel[row_first + row_size - 1][:, None] * lik[band_last])
     reliable = (total > np.exp(-TRUSTED_LOG)) & (edge < EDGE_FRACTION * total)
-    moment = sums[..., 1:] / np.where(reliable, total, np.nan)[..., None]
-    log_integral = np.log(total) + log_top - np.log(np.sqrt(2.0 * np.pi) * sigma)[:, None]
+    trusted_total = np.where(reliable, total, np.nan)
+    p_mean, p_second, eta_mean, eta_second = (sums[..., k] / trusted_total for k in range(1, 5))
+    log_integral = np.log(total) + log_top[band_of_node] - np.log(np.sqrt(2.0 * np.pi) * sigma)[:, None]
     log_integral[~reliable] = np.nan
-    eta_mean = moment[..., 2]
-    return (log_integral, moment[..., 0], moment[..., 1], eta_mean,
-            np.maximum(moment[..., 3] - eta_mean * eta_mean, 0.0))
+    return order, (log_integral, p_mean, p_second, eta_mean, np.maximum(eta_second - eta_mean * eta_mean, 0.0))
 
 
-def _band_grid(n_max, level, lower, upper):
-    """The band's nodes covering [lower, upper]: eta, weights, softplus(eta), (1, p, p^2, eta, eta^2).
+def _band_grid(n_max, level, first, last):
+    """The band's nodes t_k = k GRID_STEP, k = first..last: eta, weights, softplus(eta), (1, p, p^2, eta, eta^2).
 
-    The nodes sit at t_k = k GRID_STEP, so a band's nodes are always a slice of one lattice,
-    computed once per (n_max, level); a range beyond the stored lattice is computed afresh.
+    A band's nodes are always a slice of one lattice, computed once per (n_max, level); a range
+    beyond the stored lattice is computed afresh.
     """
     half_root_n, inverse_width = _band_shape(n_max, level)
-    t_lower, t_upper = _stretch(np.array([lower, upper]), half_root_n, inverse_width)
-    first, last = int(np.floor(t_lower / GRID_STEP)), int(np.ceil(t_upper / GRID_STEP))
     lattice_first, lattice = _lattice(n_max, level)
     if lattice_first <= first and last < lattice_first + lattice[0].size:
         return tuple(column[first - lattice_first:last + 1 - lattice_first] for column in lattice)

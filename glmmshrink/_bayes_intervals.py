@@ -30,17 +30,20 @@ Each quantile comes from a CDF accumulated cell by cell with the four-point (cub
 cubic Hermite inversion within the cell; the lower tail is measured from the left and the upper
 from the right against the exact total mass, so a heavy far tail (a group at y = n when sigma
 may be large) need not fit on the grid. Refining every grid setting and the rule moves the
-p ends of the reference datasets by < 2e-5 and beta's (logit scale) by < 5e-5. Every array is
-one replicate's, so a replicate's intervals never depend on the other replicates of a batch.
+p ends of the reference datasets by < 2e-5 and beta's (logit scale) by < 5e-5. Every density is
+built from one replicate's arrays, and the block's inversion (``_grid_quantiles.block_quantiles``)
+works column by column, so a replicate's intervals never depend on the other replicates of a batch.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 
 from glmmshrink._bayes_quadrature import softplus_and_expit
+from glmmshrink._grid_quantiles import block_quantiles, grid_quantiles  # noqa: F401 (grid_quantiles re-exported)
 from glmmshrink._objective import gauss_hermite_rule
 
 NARROW_BLOCK = 1_000_000  # most (node, grid point, beta node, group) terms evaluated at once
@@ -79,8 +82,22 @@ def _interpolation_tables(n_nodes):
     return x, x_max, to_coefficients, slopes[0], slopes[1]
 
 
+def _interpolant_pieces(values):
+    """What ``_log_density_interpolant`` needs of log densities ``values`` (S, K, M) at the K nodes:
+    the nodes, x_max, the polynomial coefficients of r (S, K, M), the guard's bounds (S, 1, M) and
+    for each end its node, r there and the continuation's slope (S, M)."""
+    nodes, x_max, to_coefficients, left_slope, right_slope = _interpolation_tables(values.shape[1])
+    deviation = values + (nodes * nodes)[:, None]  # r at the nodes (S, K, M)
+    coefficients = np.einsum("jk,skm->sjm", to_coefficients, deviation)
+    low, high = deviation.min(axis=1, keepdims=True), deviation.max(axis=1, keepdims=True)
+    margin = 0.1 * (high - low)
+    ends = ((nodes[0], deviation[:, 0], np.einsum("k,skm->sm", left_slope, deviation[:, :3])),
+            (nodes[-1], deviation[:, -1], np.einsum("k,skm->sm", right_slope, deviation[:, -3:])))
+    return nodes, x_max, coefficients, low - margin, high + margin, ends
+
+
 def _log_density_interpolant(x, values):
-    """Interpolant in x of log densities (S, K, M) at the K Gauss-Hermite nodes, at points x (S, P) -> (S, P, M).
+    """Interpolant in x of log densities (S, K, M) at the K Gauss-Hermite nodes, at points x (S, P) -> (S, M, P).
 
     The rule was placed so that a node's density of x is close to N(0, 1/2); the interpolated
     function is r(x) = log density + x^2, nearly constant, so its degree K - 1 polynomial does
@@ -89,25 +106,40 @@ def _log_density_interpolant(x, values):
     the three end nodes. The mass beyond the outer nodes is ~1e-5 of a node's, so the
     continuation hardly matters.
     """
-    nodes, x_max, to_coefficients, left_slope, right_slope = _interpolation_tables(values.shape[1])
-    deviation = values + (nodes * nodes)[:, None]  # r at the nodes (S, K, M)
-    coefficients = np.einsum("jk,skm->sjm", to_coefficients, deviation)
-    scaled = (np.clip(x, nodes[0], nodes[-1]) / x_max)[..., None]
-    out = np.repeat(coefficients[:, -1:], x.shape[1], axis=1)  # Horner, (S, P, M)
+    nodes, x_max, coefficients, low, high, ends = _interpolant_pieces(values)
+    # Points last: every elementwise step runs along the long points axis (the M densities are few).
+    coefficients = coefficients.transpose(0, 2, 1)[..., None]  # (S, M, K, 1)
+    scaled = (np.clip(x, nodes[0], nodes[-1]) / x_max)[:, None, :]
+    out = np.repeat(coefficients[:, :, -1], x.shape[1], axis=2)  # Horner, (S, M, P)
     for k in range(values.shape[1] - 2, -1, -1):
         out *= scaled
-        out += coefficients[:, k:k + 1]
-    low, high = deviation.min(axis=1, keepdims=True), deviation.max(axis=1, keepdims=True)
-    margin = 0.1 * (high - low)
-    np.clip(out, low - margin, high + margin, out=out)
-    for beyond, edge, three, slope in ((x < nodes[0], nodes[0], slice(0, 3), left_slope),
-                                       (x > nodes[-1], nodes[-1], slice(-3, None), right_slope)):
+        out += coefficients[:, :, k]
+    np.clip(out, low.transpose(0, 2, 1), high.transpose(0, 2, 1), out=out)
+    for beyond, (edge, end, gradient) in zip((x < nodes[0], x > nodes[-1]), ends):
         if beyond.any():
             rows, points = np.nonzero(beyond)
-            end = deviation[:, 0] if edge == nodes[0] else deviation[:, -1]
-            gradient = np.einsum("k,skm->sm", slope, deviation[:, three])
-            out[rows, points] = end[rows] + (x[rows, points] - edge)[:, None] * gradient[rows]
-    out -= (x * x)[..., None]
+            out[rows, :, points] = end[rows] + (x[rows, points] - edge)[:, None] * gradient[rows]
+    out -= (x * x)[:, None, :]
+    return out
+
+
+def _log_density_at(x, counts, values):
+    """``_log_density_interpolant`` for one density per row (M = 1) at scattered points: x (N,), the
+    first ``counts[0]`` on row 0 of ``values`` (S, K), the next ``counts[1]`` on row 1, ... -> (N,).
+    Element by element the same arithmetic."""
+    nodes, x_max, coefficients, low, high, ends = _interpolant_pieces(values[..., None])
+    scaled = np.clip(x, nodes[0], nodes[-1]) / x_max
+    by_point = np.repeat(coefficients[..., 0].T, counts, axis=1)  # (K, N); repeat is faster than a gather
+    out = by_point[-1].copy()
+    for k in range(values.shape[1] - 2, -1, -1):
+        out *= scaled
+        out += by_point[k]
+    np.clip(out, np.repeat(low[:, 0, 0], counts), np.repeat(high[:, 0, 0], counts), out=out)
+    for beyond, (edge, end, gradient) in zip((x < nodes[0], x > nodes[-1]), ends):
+        points = np.flatnonzero(beyond)
+        if points.size:
+            out[points] = np.repeat(end[:, 0], counts)[points] + (x[points] - edge) * np.repeat(gradient[:, 0], counts)[points]
+    out -= x * x
     return out
 
 
@@ -157,49 +189,6 @@ def _grid_step(node_sd, node_mass, lower, upper):
     return max(step, (upper - lower) / (MAX_GRID - 1))
 
 
-def _cell_integrals(density, step):
-    """Integral over each grid cell of the cubic through the four nearest points (zero beyond the grid)."""
-    padded = np.concatenate([np.zeros_like(density[:1]), density, np.zeros_like(density[:1])], axis=0)
-    return step / 24.0 * (-padded[:-3] + 13.0 * padded[1:-2] + 13.0 * padded[2:-1] - padded[3:])
-
-
-def grid_quantiles(start, step, density, probs, totals=None, lengths=None):
-    """Quantiles ``probs`` of each column of ``density`` (N, M) given on start + step * arange(N).
-
-    The CDF at the grid points sums the cells' four-point integrals (fourth order); between two
-    points it is the cubic Hermite interpolant with the density as its slope, inverted by Newton's
-    method. With ``totals`` (M,), each column's exact total mass, a quantile below 1/2 is read from
-    the mass to its left and one above 1/2 from the mass to its right, so neither depends on how
-    much of the far tail on the other side the grid holds; without, columns are normalised by
-    their total on the grid. ``start`` and ``step`` may differ by column ((M,) arrays); a column
-    with ``lengths`` (M,) below N holds zero padding beyond its own grid. Returns (len(probs), M).
-    """
-    cells = _cell_integrals(np.maximum(density, 0.0), step)
-    if lengths is not None:
-        cells[np.arange(cells.shape[0])[:, None] >= np.asarray(lengths) - 1] = 0.0
-    mass = np.concatenate([np.zeros_like(cells[:1]), np.cumsum(cells, axis=0)], axis=0)  # (N, M)
-    on_grid = mass[-1]
-    totals = on_grid if totals is None else totals
-    slope = np.maximum(density, 0.0) * step / totals  # dF per unit of the cell's fraction
-    columns = np.arange(density.shape[1])
-    out = np.empty((len(probs), density.shape[1]))
-    for k, prob in enumerate(probs):
-        cdf = mass / totals if prob < 0.5 else 1.0 - (on_grid - mass) / totals
-        cell = np.clip((cdf < prob).sum(axis=0) - 1, 0, density.shape[0] - 2)
-        f0, f1 = cdf[cell, columns], cdf[cell + 1, columns]
-        d0, d1 = slope[cell, columns], slope[cell + 1, columns]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            t = np.clip(np.where(f1 > f0, (prob - f0) / (f1 - f0), 0.5), 0.0, 1.0)
-        for _ in range(2):  # Newton on the cubic Hermite interpolant of the CDF within the cell
-            value = ((2 * t**3 - 3 * t**2 + 1) * f0 + (t**3 - 2 * t**2 + t) * d0
-                     + (-2 * t**3 + 3 * t**2) * f1 + (t**3 - t**2) * d1)
-            derivative = (6 * t**2 - 6 * t) * (f0 - f1) + (3 * t**2 - 4 * t + 1) * d0 + (3 * t**2 - 2 * t) * d1
-            with np.errstate(invalid="ignore", divide="ignore"):
-                t = np.clip(np.where(derivative > 0, t - (value - prob) / derivative, t), 0.0, 1.0)
-        out[k] = start + step * (cell + t)
-    return out
-
-
 def credible_intervals(sigma, beta_centre, beta_scale, log_weight, log_integral, eta_mean, eta_var, y, n,
                        n_beta, probs):
     """Equal-tailed intervals of eta_i (per distinct group) and of beta for one replicate.
@@ -224,6 +213,13 @@ def credible_intervals(sigma, beta_centre, beta_scale, log_weight, log_integral,
     eta_quantiles : ndarray (len(probs), U)
     beta_quantiles : ndarray (len(probs),)
     """
+    return block_quantiles([marginal_densities(sigma, beta_centre, beta_scale, log_weight, log_integral, eta_mean,
+                                               eta_var, y, n, n_beta)], probs)[0]
+
+
+def marginal_densities(sigma, beta_centre, beta_scale, log_weight, log_integral, eta_mean, eta_var, y, n, n_beta):
+    """The marginal posterior densities of ``credible_intervals`` (same arguments but ``probs``) on
+    their grids, before inversion: a ``MarginalDensities``."""
     x, log_w = gauss_hermite_rule(n_beta)
     weight = np.exp(log_weight)  # (S, B)
     sigma_mass = weight.sum(axis=1)
@@ -240,12 +236,16 @@ def credible_intervals(sigma, beta_centre, beta_scale, log_weight, log_integral,
 
     # Each group's posterior mean and SD of eta, and its narrowest SD given one sigma node.
     w3 = weight[..., None]
-    mean = (w3 * eta_mean).sum(axis=(0, 1))
-    second = (w3 * (eta_var + eta_mean**2)).sum(axis=(0, 1))
+    first_moment = w3 * eta_mean
+    second_moment = eta_mean**2
+    second_moment += eta_var
+    second_moment *= w3
+    mean = first_moment.sum(axis=(0, 1))
+    second = second_moment.sum(axis=(0, 1))
     sd = np.sqrt(np.maximum(second - mean**2, 1e-300))
     with np.errstate(invalid="ignore", divide="ignore"):
-        node_mean = (w3 * eta_mean).sum(axis=1) / sigma_mass[:, None]
-        node_var = (w3 * (eta_var + eta_mean**2)).sum(axis=1) / sigma_mass[:, None] - node_mean**2
+        node_mean = first_moment.sum(axis=1) / sigma_mass[:, None]
+        node_var = second_moment.sum(axis=1) / sigma_mass[:, None] - node_mean**2
     lower = float((mean - GRID_REACH * sd).min())
     upper = float((mean + GRID_REACH * sd).max())
     step = _grid_step(np.sqrt(np.maximum(node_var.min(axis=1), 1e-300)), sigma_mass, lower, upper)
@@ -265,7 +265,8 @@ def credible_intervals(sigma, beta_centre, beta_scale, log_weight, log_integral,
     if members.size:
         nodes_beta = (beta_centre[members, None] + root2_scale[members, None] * x).reshape(-1)
         node_sigma = np.repeat(sigma[members], x.size)
-        kernel = eta[:, None] * (np.sqrt(0.5) / node_sigma) - nodes_beta * (np.sqrt(0.5) / node_sigma)
+        kernel = np.multiply(eta[:, None], np.sqrt(0.5) / node_sigma)
+        kernel -= nodes_beta * (np.sqrt(0.5) / node_sigma)
         np.square(kernel, out=kernel)
         np.negative(kernel, out=kernel)
         np.exp(kernel, out=kernel)  # exp(-z^2 / 2); the 1 / sigma goes with the weights
@@ -298,20 +299,32 @@ def credible_intervals(sigma, beta_centre, beta_scale, log_weight, log_integral,
     scale = np.sqrt(2.0 * np.pi) * np.exp(-shift - top)
     if cheap.any():
         # Light narrow nodes: a normal with the node's exact mean and variance of eta_i.
-        z = (eta[:, None, None] - node_mean[cheap]) / np.sqrt(np.maximum(node_var[cheap], 1e-300))
-        normal = np.exp(-0.5 * z * z) / np.sqrt(2.0 * np.pi * np.maximum(node_var[cheap], 1e-300))
+        z = eta[:, None, None] - node_mean[cheap]
+        z /= np.sqrt(np.maximum(node_var[cheap], 1e-300))
+        normal = np.multiply(z, -0.5)
+        normal *= z
+        np.exp(normal, out=normal)
+        normal /= np.sqrt(2.0 * np.pi * np.maximum(node_var[cheap], 1e-300))
         density += scale * np.einsum("s,esu->eu", sigma_mass[cheap], normal)
-    # One inversion for the groups' eta and for beta: beta's grid is the last column.
     beta_start, beta_step, beta_density, beta_total = beta_grid
-    rows = max(size, beta_density.size)
-    stacked = np.zeros((rows, y.size + 1))
-    stacked[:size, :-1] = density
-    stacked[:beta_density.size, -1] = beta_density
-    quantiles = grid_quantiles(
-        np.append(np.full(y.size, lower), beta_start), np.append(np.full(y.size, step), beta_step), stacked, probs,
-        np.append(scale * sigma_mass[used].sum(), beta_total), np.append(np.full(y.size, size), beta_density.size),
-    )
-    return quantiles[:, :-1], quantiles[:, -1]
+    return MarginalDensities(lower, step, density, scale * sigma_mass[used].sum(),
+                             beta_start, beta_step, beta_density, beta_total)
+
+
+@dataclass(frozen=True)
+class MarginalDensities:
+    """One replicate's marginal posterior densities of each group's eta (columns of ``eta_density``,
+    on eta_start + eta_step * arange) and of beta (``beta_density`` on its own grid), unnormalised,
+    with each one's exact total mass (one total for all groups' columns)."""
+
+    eta_start: float
+    eta_step: float
+    eta_density: np.ndarray  # (E, U)
+    eta_total: float
+    beta_start: float
+    beta_step: float
+    beta_density: np.ndarray  # (F,)
+    beta_total: float
 
 
 def _narrow_nodes(eta, sigma, centre, root2_scale, log_loo_density):
@@ -328,10 +341,11 @@ def _narrow_nodes(eta, sigma, centre, root2_scale, log_loo_density):
     product_mean = (mu / lam**2 + eta / sig**2) / precision  # (S, E)
     beta = product_mean[..., None] + (np.sqrt(2.0) * product_sd)[..., None] * z_nodes  # (S, E, Z)
     x = ((beta - mu[..., None]) / scale[..., None]).reshape(sigma.size, -1)
-    values = _log_density_interpolant(x, log_loo_density).reshape(beta.shape + (-1,))  # (S, E, Z, U)
+    values = _log_density_interpolant(x, log_loo_density).reshape((sigma.size, -1) + beta.shape[1:])  # (S, U, E, Z)
     z = (eta[..., None] - beta) / sig[..., None]
     log_factor = z_log_w - 0.5 * z * z + np.log(np.sqrt(2.0) * product_sd / sig)[..., None]
-    return np.exp(values + log_factor[..., None]).sum(axis=2)
+    values += log_factor[:, None]
+    return np.exp(values, out=values).sum(axis=3).transpose(0, 2, 1)
 
 
 def _beta_density(x, log_beta_density, complete, sigma_mass, centre, root2_scale):
@@ -347,6 +361,10 @@ def _beta_density(x, log_beta_density, complete, sigma_mass, centre, root2_scale
     size = int(np.ceil((upper - lower) / step)) + 1
     beta = lower + step * np.arange(size)
     t = (beta - centre[live, None]) / root2_scale[live, None]  # (S, F)
-    values = _log_density_interpolant(t, log_beta_density[live][..., None])[..., 0]
-    density = np.where(np.abs(t) <= 5.0, np.exp(values), 0.0).sum(axis=0)
+    # Each node's density is taken as zero beyond |t| = 5, so only the points within are evaluated;
+    # bincount adds each point's terms in node order, as a sum down the (S, F) table would.
+    inside = np.abs(t) <= 5.0
+    points = np.nonzero(inside)[1]
+    values = _log_density_at(t[inside], inside.sum(axis=1), log_beta_density[live])
+    density = np.bincount(points, weights=np.exp(values), minlength=size)
     return lower, step, density, sigma_mass[live].sum()

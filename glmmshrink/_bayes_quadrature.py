@@ -37,10 +37,18 @@ def beta_given_sigma(sigma, y, n, count, prior_mean, prior_precision, beta, u, n
     """
     active = np.ones(beta.shape, dtype=bool)
     for _ in range(n_iter):
-        solved, _ = conditional_modes(beta, sigma, y, n, u)
-        # A finished replicate keeps its modes: re-solving would polish its last bits for as
-        # long as the slowest replicate in the batch iterates.
-        u = solved if u is None else np.where(active, solved, u)
+        if u is None:
+            u, _ = conditional_modes(beta, sigma, y, n, None)
+        else:
+            # A finished replicate keeps its modes: re-solving would polish its last bits for as
+            # long as the slowest replicate in the batch iterates. Only the unfinished rows are
+            # solved (each element's Newton iteration is its own, so this changes no number).
+            rows = active[..., 0]
+            shape = np.broadcast_shapes(beta.shape, np.shape(sigma), np.shape(y), np.shape(n), u.shape)
+            solved, _ = conditional_modes(*(np.broadcast_to(a, shape[:-1] + np.shape(a)[-1:])[rows]
+                                            for a in (beta, sigma, y, n, u)))
+            u = u.copy()
+            u[rows] = solved
         p = expit(beta + sigma * u)
         w = n * p * (1.0 - p)
         grad = ordered_sum(count * (y - n * p), axis=-1)[..., None] - prior_precision * (beta - prior_mean)

@@ -46,8 +46,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import expit, logsumexp
 
-from glmmshrink._bayes_grid import grid_integrals, uses_grid
-from glmmshrink._bayes_intervals import credible_intervals
+from glmmshrink._bayes_grid import sorted_grid_integrals, uses_grid
+from glmmshrink._bayes_intervals import block_quantiles, marginal_densities
 from glmmshrink._bayes_quadrature import beta_given_sigma, gauss_legendre, group_integrals, interpolate
 from glmmshrink._objective import gauss_hermite_rule, ordered_sum
 from glmmshrink._validate import as_counts
@@ -284,7 +284,9 @@ def _posterior_block(y, n, count, beta_prior, sigma_prior, rule):
         real = int(np.count_nonzero(n[r]))
         if nodes.size == 0:
             continue
-        values = grid_integrals(beta[r].reshape(-1)[nodes], grid_sigma[r].reshape(-1)[nodes], y[r, :real], n[r, :real])
+        order, values = sorted_grid_integrals(beta[r].reshape(-1)[nodes], grid_sigma[r].reshape(-1)[nodes],
+                                              y[r, :real], n[r, :real])
+        nodes = nodes[order]
         for target, value in zip(
             (groups.log_integral, groups.p_mean, groups.p_second_moment, groups.eta_mean, groups.eta_var), values
         ):
@@ -292,12 +294,15 @@ def _posterior_block(y, n, count, beta_prior, sigma_prior, rule):
     # Integrals the grid cannot resolve (tiny against the group's likelihood) take the other rules.
     redo = on_grid[..., None] & (n[:, None, None, :] > 0) & np.isnan(groups.log_integral)
     if redo.any():
-        again = group_integrals(beta[..., None], sig4, y[:, None, None, :], n[:, None, None, :], rule.group, None, redo)
+        # Only those elements, gathered flat (group_integrals works element by element).
+        shape = redo.shape
+        again = group_integrals(*(np.broadcast_to(a, shape)[redo] for a in (beta[..., None], sig4, y[:, None, None, :],
+                                                                           n[:, None, None, :])), rule.group)
         for target, value in zip(
             (groups.log_integral, groups.p_mean, groups.p_second_moment, groups.eta_mean, groups.eta_var),
             (again.log_integral, again.p_mean, again.p_second_moment, again.eta_mean, again.eta_var),
         ):
-            target[redo] = value[redo]
+            target[redo] = value
     log_weight = np.where(
         keep, log_weight + ordered_sum(count[:, None, None, :] * groups.log_integral, axis=-1), -np.inf
     )
@@ -325,15 +330,19 @@ def _posterior_block(y, n, count, beta_prior, sigma_prior, rule):
     # Credible intervals from the exact marginal posteriors of eta_i and beta (``_bayes_intervals``).
     tail = 0.5 * (1.0 - CREDIBLE_MASS)
     node_log_weight = (log_weight - logsumexp(log_weight, axis=-1, keepdims=True)).reshape(n_reps, -1, rule.beta)
-    eta_bounds = np.full((2,) + y.shape, np.nan)
-    beta_bounds = np.empty((2, n_reps))
+    densities, reals = [], []
     for r in range(n_reps):
         real = int(np.count_nonzero(n[r]))
-        eta_bounds[:, r, :real], beta_bounds[:, r] = credible_intervals(
+        reals.append(real)
+        densities.append(marginal_densities(
             sigma[r], beta_centre[r], beta_scale[r, :, 0], node_log_weight[r],
             groups.log_integral[r, ..., :real], groups.eta_mean[r, ..., :real], groups.eta_var[r, ..., :real],
-            y[r, :real], n[r, :real], rule.beta, (tail, 1.0 - tail),
-        )
+            y[r, :real], n[r, :real], rule.beta,
+        ))
+    eta_bounds = np.full((2,) + y.shape, np.nan)
+    beta_bounds = np.empty((2, n_reps))
+    for r, (real, (eta_q, beta_q)) in enumerate(zip(reals, block_quantiles(densities, (tail, 1.0 - tail)))):
+        eta_bounds[:, r, :real], beta_bounds[:, r] = eta_q, beta_q
     p_lower, p_upper = expit(eta_bounds)
     return (beta_mean, beta_sd, beta_bounds[0], beta_bounds[1], sigma_mean, sigma_sd, p_mean,
             np.sqrt(np.maximum(p_var, 0.0)), p_lower, p_upper)

@@ -133,6 +133,28 @@ def test_grid_quantiles_invert_skewed_cdfs_from_either_tail():
     np.testing.assert_allclose(lower[0, 0], want[0, 0], rtol=0, atol=2e-6)
 
 
+def test_grid_quantiles_of_zero_padded_columns_equal_each_column_alone():
+    """block_quantiles inverts every replicate's columns in one call, zero-padded to the longest:
+    a column's quantiles must not depend on the padding or on its neighbours."""
+    from scipy.stats import lognorm, skewnorm
+
+    from glmmshrink._bayes_intervals import grid_quantiles
+
+    columns = [(0.0, 0.02, lognorm(0.5).pdf(np.arange(0.0, 9.0, 0.02)), 1.0),
+               (1.0, 0.05, skewnorm(6.0, loc=2.0, scale=1.5).pdf(1.0 + 0.05 * np.arange(140)), 1.0),
+               (-3.0, 0.1, np.exp(-0.5 * (-3.0 + 0.1 * np.arange(61)) ** 2), np.sqrt(2.0 * np.pi))]
+    rows = max(density.size for _, _, density, _ in columns) + 7
+    stacked = np.zeros((rows, len(columns)))
+    for k, (_, _, density, _) in enumerate(columns):
+        stacked[:density.size, k] = density
+    start, step, _, totals = (np.array(v, dtype=float) for v in zip(*[(a, b, 0.0, d) for a, b, _, d in columns]))
+    lengths = np.array([density.size for _, _, density, _ in columns])
+    together = grid_quantiles(start, step, stacked, (0.025, 0.975), totals, lengths)
+    for k, (first, spacing, density, total) in enumerate(columns):
+        alone = grid_quantiles(first, spacing, density[:, None], (0.025, 0.975), np.array([total]))
+        np.testing.assert_array_equal(together[:, k], alone[:, 0])
+
+
 def test_refined_rule_changes_seed_design_means_by_under_1e5():
     dataset = JAGS[0]
     finer = replace(DEFAULT_RULE, sigma_near_zero=20, log_sigma_tail=24, log_sigma_bulk=28, beta=17,
@@ -235,6 +257,28 @@ def test_results_do_not_depend_on_batch_order_or_chunk():
             assert np.array_equal(value, getattr(alone, name), equal_nan=True), (i, name)
             assert np.array_equal(value, getattr(shuffled, name)[np.argsort(order)[i]], equal_nan=True), (i, name)
             assert np.array_equal(value, getattr(small_chunks, name)[i], equal_nan=True), (i, name)
+
+
+def test_a_replicate_is_bit_identical_alone_and_anywhere_in_batches_of_any_size():
+    """Blocks are computed with a leading replicate axis (grids padded to the block's longest), so
+    check each replicate alone against every position in batches of different sizes, neighbours,
+    widths (distinct groups) and chunkings."""
+    y, n = _mixed_batch(seed=7, reps=8)
+    other_y, other_n = _mixed_batch(seed=123, reps=40)
+    other_y[3] = other_n[3]  # an improper neighbour
+    batches = []
+    for size, position in ((2, 0), (2, 1), (5, 2), (17, 16), (40, 0), (40, 23), (40, 39)):
+        batches.append((size, position))
+    for i in (0, 1, 5, 6):
+        alone = posterior_glmm(y[i], n[i])
+        for size, position in batches:
+            batch_y, batch_n = other_y[:size].copy(), other_n[:size].copy()
+            batch_y[position], batch_n[position] = y[i], n[i]
+            for chunk in (DEFAULT_RULE.chunk, 7):
+                post = _posterior_glmm(batch_y, batch_n, "flat", ("uniform", 100.0), replace(DEFAULT_RULE, chunk=chunk))
+                for name in FIELDS:
+                    np.testing.assert_array_equal(getattr(post, name)[position], getattr(alone, name),
+                                                  err_msg=f"{i} {size} {position} {chunk} {name}")
 
 
 def test_padding_groups_are_nan_and_change_nothing_else():

@@ -10,7 +10,7 @@ from scipy.special import expit
 from scipy.stats import betabinom, binom
 
 from glmmshrink import BetaBinomialFit, fit_betabinomial, fit_glmm
-from tests.conftest import load_reference
+from tests.conftest import load_reference, ragged
 
 REFERENCE = load_reference("betabinomial_reference.json")
 TOL = 1e-4
@@ -21,19 +21,9 @@ INTERIOR = [e for e in REFERENCE if 1e-6 < e["rho"] < 1 - 1e-9]
 BOUNDARY = [e for e in REFERENCE if not 1e-6 < e["rho"] < 1 - 1e-9]
 
 
-def _ragged(datasets):
-    width = max(len(entry["y"]) for entry in datasets)
-    y = np.zeros((len(datasets), width), dtype=int)
-    n = np.zeros((len(datasets), width), dtype=int)
-    for row, entry in enumerate(datasets):
-        y[row, : len(entry["y"])] = entry["y"]
-        n[row, : len(entry["n"])] = entry["n"]
-    return y, n
-
-
 @pytest.fixture(scope="module")
 def batch_fit():
-    return fit_betabinomial(*_ragged(REFERENCE))
+    return fit_betabinomial(*ragged(REFERENCE))
 
 
 def _row(entry):
@@ -119,25 +109,6 @@ def test_all_or_nothing_groups_push_rho_to_one_and_are_not_converged():
     # The limit is the supremum: the log-likelihood approaches it as rho -> 1.
     near = betabinom.logpmf(y, n, *_shapes(0.5, 1 - 1e-9)).sum()
     assert near < fit.loglik and fit.loglik - near < 1e-6
-
-
-@pytest.mark.parametrize(
-    "y, n, message",
-    [
-        ([3, 11], [10, 10], "exceeds n"),
-        ([-1, 2], [10, 10], "y contains negative"),
-        ([1, 2], [10, -10], "n contains negative"),
-        ([1.5, 2], [10, 10], "whole numbers"),
-        ([np.inf, 2], [10, 10], "infinite"),
-        ([1, 2, 3], [10, 10], "same shape"),
-        ([[[1]]], [[[2]]], "1-D"),
-        (["a", "b"], [10, 10], "numeric"),
-        ([0, 0], [0, 0], "at least one group with n > 0"),
-    ],
-)
-def test_bad_input_raises_value_error_naming_the_problem(y, n, message):
-    with pytest.raises(ValueError, match=message):
-        fit_betabinomial(y, n)
 
 
 def test_all_failures_or_all_successes_are_flagged_as_fit_glmm_flags_them():

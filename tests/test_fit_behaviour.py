@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from glmmshrink import fit_glmm
+from glmmshrink import fit_betabinomial, fit_glmm, fit_pql, posterior_glmm
 from glmmshrink._modes import conditional_modes
 from glmmshrink._objective import agq_objective, laplace_objective
 
@@ -19,6 +19,8 @@ def _simulate(rng, reps, groups, trials, p0, sd):
     return rng.binomial(n, p), n
 
 
+@pytest.mark.parametrize("fitter", [fit_glmm, fit_pql, fit_betabinomial, posterior_glmm],
+                         ids=lambda fitter: fitter.__name__)
 @pytest.mark.parametrize(
     "y, n, message",
     [
@@ -27,15 +29,17 @@ def _simulate(rng, reps, groups, trials, p0, sd):
         ([1, 2], [10, -10], "n contains negative"),
         ([1.5, 2], [10, 10], "whole numbers"),
         ([np.nan, 2], [10, 10], "NaN"),
+        ([np.inf, 2], [10, 10], "infinite"),
         ([1, 2, 3], [10, 10], "same shape"),
         ([[[1]]], [[[2]]], "1-D"),
         (["a", "b"], [10, 10], "numeric"),
         ([0, 0], [0, 0], "at least one group with n > 0"),
     ],
 )
-def test_bad_input_raises_value_error_naming_the_problem(y, n, message):
+def test_bad_input_raises_value_error_naming_the_problem(fitter, y, n, message):
+    # Every public fitter validates its counts at the boundary the same way (_validate.as_counts).
     with pytest.raises(ValueError, match=message):
-        fit_glmm(y, n)
+        fitter(y, n)
 
 
 @pytest.mark.parametrize("nagq", [0, -1, 2.5, True, "25"])

@@ -9,23 +9,13 @@ import pytest
 
 from glmmshrink import fit_glmm
 from glmmshrink.laplace import lme4_agq_loglik
-from tests.conftest import load_reference
+from tests.conftest import load_reference, ragged
 
 DATASETS = load_reference("lme4_reference.json")
 IDS = [entry["id"] for entry in DATASETS]
 PARAM_TOL = 1e-4
 LOGLIK_TOL = 1e-5
 METHODS = {"laplace": 1, "agq25": 25}
-
-
-def _ragged(datasets):
-    width = max(len(entry["y"]) for entry in datasets)
-    y = np.zeros((len(datasets), width), dtype=int)
-    n = np.zeros((len(datasets), width), dtype=int)
-    for row, entry in enumerate(datasets):
-        y[row, : len(entry["y"])] = entry["y"]
-        n[row, : len(entry["n"])] = entry["n"]
-    return y, n
 
 
 def _check_against(fit, entry, method, row=None):
@@ -60,7 +50,7 @@ def test_one_dataset_matches_lme4(entry, method):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_ragged_batch_matches_lme4_and_single_fits(method):
-    y, n = _ragged(DATASETS)
+    y, n = ragged(DATASETS)
     batch = fit_glmm(y, n, nagq=METHODS[method])
     for row, entry in enumerate(DATASETS):
         _check_against(batch, entry, method, row)
@@ -85,7 +75,7 @@ def test_boundary_datasets_where_plain_newton_fails():
 def test_defaults_of_lme4_land_farther_from_optimum_than_we_do():
     """Documents why the study does not use lme4's defaults: they stop short of the optimum."""
     worst_default = max(abs(e["lme4_default"]["beta"] - e["laplace"]["beta"]) for e in DATASETS)
-    y, n = _ragged(DATASETS)
+    y, n = ragged(DATASETS)
     ours = fit_glmm(y, n).beta
     worst_ours = max(abs(ours[row] - e["laplace"]["beta"]) for row, e in enumerate(DATASETS))
     assert worst_ours < 1e-4 < worst_default

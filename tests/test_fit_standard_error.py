@@ -13,7 +13,7 @@ from scipy.special import expit
 
 from glmmshrink import fit_glmm
 from glmmshrink.glmer_summary import intercept_se
-from tests.conftest import load_reference
+from tests.conftest import load_reference, ragged
 
 SE_REFERENCE = load_reference("lme4_se_reference.json")
 NAGQ = {"laplace": 1, "agq25": 25, "bernoulli_rows": 1}
@@ -21,16 +21,6 @@ CASES = [(entry, kind) for entry in SE_REFERENCE for kind in NAGQ if kind in ent
 SE_RTOL = 1e-5
 NOISY_LME4_HESSIAN = {("unbalanced_1013", "laplace"), ("big_sd_1023", "laplace")}
 NOISY_SE_RTOL = 1e-3
-
-
-def _ragged(datasets):
-    width = max(len(entry["y"]) for entry in datasets)
-    y = np.zeros((len(datasets), width), dtype=int)
-    n = np.zeros((len(datasets), width), dtype=int)
-    for row, entry in enumerate(datasets):
-        y[row, : len(entry["y"])] = entry["y"]
-        n[row, : len(entry["n"])] = entry["n"]
-    return y, n
 
 
 def test_reference_covers_interior_and_singular_fits_of_both_objectives():
@@ -75,7 +65,7 @@ def test_singular_fit_reports_the_binomial_glm_se_as_lme4_does(nagq):
 @pytest.mark.parametrize("nagq", [1, 25])
 def test_beta_se_is_bit_identical_alone_or_in_a_batch(nagq):
     datasets = [entry for entry in SE_REFERENCE]
-    y, n = _ragged(datasets)
+    y, n = ragged(datasets)
     rng = np.random.default_rng(4)
     order = rng.permutation(len(datasets))
     batch = fit_glmm(np.concatenate([y, y[order]]), np.concatenate([n, n[order]]), nagq=nagq)

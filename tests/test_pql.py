@@ -12,21 +12,11 @@ from scipy.special import expit
 
 from glmmshrink import PqlFit, fit_glmm, fit_pql
 from glmmshrink.pql import _profile, _working_data
-from tests.conftest import load_reference
+from tests.conftest import load_reference, ragged
 
 REFERENCE = load_reference("pql_reference.json")
 TOL = 2e-4
 NLME_BOUNDARY = 1e-3  # nlme (on log sigma) stops at sigma ~ 1e-5 .. 3e-4 where the optimum is 0
-
-
-def _ragged(datasets):
-    width = max(len(entry["y"]) for entry in datasets)
-    y = np.zeros((len(datasets), width), dtype=int)
-    n = np.zeros((len(datasets), width), dtype=int)
-    for row, entry in enumerate(datasets):
-        y[row, : len(entry["y"])] = entry["y"]
-        n[row, : len(entry["n"])] = entry["n"]
-    return y, n
 
 
 def _reached(entry):
@@ -40,7 +30,7 @@ RUNAWAY = [e for e in REFERENCE if not _reached(e)]
 
 @pytest.fixture(scope="module")
 def batch_fit():
-    y, n = _ragged(REFERENCE)
+    y, n = ragged(REFERENCE)
     return fit_pql(y, n)
 
 
@@ -129,25 +119,6 @@ def test_profile_derivatives_match_finite_differences():
         up, down = _profile(np.array([ratio + h]), data), _profile(np.array([ratio - h]), data)
         assert grad[0] == pytest.approx((up[0] - down[0])[0] / (2 * h), rel=1e-6)
         assert hess[0] == pytest.approx((up[1] - down[1])[0] / (2 * h), rel=1e-6)
-
-
-@pytest.mark.parametrize(
-    "y, n, message",
-    [
-        ([3, 11], [10, 10], "exceeds n"),
-        ([-1, 2], [10, 10], "y contains negative"),
-        ([1, 2], [10, -10], "n contains negative"),
-        ([1.5, 2], [10, 10], "whole numbers"),
-        ([np.nan, 2], [10, 10], "NaN"),
-        ([1, 2, 3], [10, 10], "same shape"),
-        ([[[1]]], [[[2]]], "1-D"),
-        (["a", "b"], [10, 10], "numeric"),
-        ([0, 0], [0, 0], "at least one group with n > 0"),
-    ],
-)
-def test_bad_input_raises_value_error_naming_the_problem(y, n, message):
-    with pytest.raises(ValueError, match=message):
-        fit_pql(y, n)
 
 
 def test_all_failures_or_all_successes_are_flagged_as_fit_glmm_flags_them():

@@ -4,7 +4,6 @@ Run: PYTHONPATH=. python benchmarks/lrt_size.py (about 10 s). Shows that the 50:
 null is conservative at I = 30 groups and approaches its nominal 5 % slowly as I grows.
 """
 
-import numpy as np
 
 from glmmshrink import fit_glmm, measures
 from glmmshrink.config import Cell

@@ -49,6 +49,7 @@ except ImportError:  # pragma: no cover
     resource = None
 
 import numpy as np  # noqa: E402
+import yaml  # noqa: E402
 
 from glmmshrink.config import Cell  # noqa: E402
 from glmmshrink.simulate import simulate_replicates  # noqa: E402
@@ -59,7 +60,8 @@ GROUPS = [30, 100, 500]
 TRIALS = [5, 10, 50, 100]
 UNBALANCED = (2, 50)  # n_i ~ U{2..50} on the I~ axis
 AXIS_REPLICATES = 250  # per call on the I and J axes: the batch size of a fit_chunk job
-DEFAULT_METHODS = ["raw", "laplace", "agq", "bayes"]
+# The default study's methods (config.yaml), for the memory figure.
+DEFAULT_METHODS = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())["methods"]
 OPTIONS = {"agq": {"nagq": 25}}
 SEED = 20261127
 
@@ -89,7 +91,7 @@ def seconds_per_replicate(name, n_groups, n_trials, replicates, budget, repeats)
     budget runs once, and if one call would still exceed it, on fewer replicates (at least 20).
     """
     low, high = n_trials if isinstance(n_trials, tuple) else (n_trials, n_trials)
-    cell = Cell(n_groups, low, high, 1.0, 0.5)
+    cell = Cell(n_groups=n_groups, n_trials_min=low, n_trials_max=high, re_sd=1.0, p0=0.5)
     data = simulate_replicates(cell, SEED, 0, replicates)
     probe = min(20, replicates)
     began = time.process_time()
@@ -130,7 +132,8 @@ def scaling_table(budget: float, repeats: int):
 
 
 def _warm_up_counts():
-    data = simulate_replicates(Cell(5, 4, 4, 1.0, 0.5), SEED, 0, 3)
+    data = simulate_replicates(Cell(n_groups=5, n_trials_min=4, n_trials_max=4, re_sd=1.0, p0=0.5),
+                               SEED, 0, 3)
     return data.y, data.n
 
 
@@ -190,7 +193,7 @@ print(study.__file__, file=sys.stderr)
 replicates, n_groups, n_trials = map(int, sys.argv[1:4])
 methods = sys.argv[4].split(",")
 options = {"agq": {"nagq": 25}}
-cell = Cell(n_groups, n_trials, n_trials, 1.0, 0.5)
+cell = Cell(n_groups=n_groups, n_trials_min=n_trials, n_trials_max=n_trials, re_sd=1.0, p0=0.5)
 batch = max(1, min(250, math.ceil(replicates / 4)))  # as scripts/fit_chunk.py, one worker
 out = tempfile.mkdtemp(prefix="glmmshrink-memory-")
 began, cpu_began = time.perf_counter(), time.process_time()

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from glmmshrink._result import mean_sd_text
+
 
 @dataclass(frozen=True, repr=False)
 class PqlFit:
@@ -72,9 +74,7 @@ class PqlFit:
         fitted = ~self.separated
 
         def mean_sd(values):
-            if not fitted.any():
-                return "mean nan  sd nan"
-            return f"mean {np.mean(values[fitted]):.4f}  sd {np.std(values[fitted]):.4f}"
+            return mean_sd_text(values, fitted)
 
         return header + (
             f"{self.beta.size} datasets: {int(self.converged.sum())} converged "

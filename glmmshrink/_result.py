@@ -7,6 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def mean_sd_text(values, fitted) -> str:
+    """``"mean m  sd s"`` of ``values`` over the ``fitted`` datasets, for a batch's repr."""
+    if not np.any(fitted):
+        return "mean nan  sd nan"
+    return f"mean {np.mean(values[fitted]):.4f}  sd {np.std(values[fitted]):.4f}"
+
+
 @dataclass(frozen=True, repr=False)
 class GlmmFit:
     """Estimates of ``glmer(cbind(y, n - y) ~ (1 | g), family = binomial)`` for R datasets.

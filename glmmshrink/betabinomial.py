@@ -33,6 +33,7 @@ import numpy as np
 from scipy.special import expit, logit
 
 from glmmshrink._objective import ordered_sum
+from glmmshrink._result import mean_sd_text
 from glmmshrink._validate import as_counts
 
 STEP_TOL = 1e-10  # max |Newton step| on (logit mu, logit rho) at the optimum
@@ -103,9 +104,7 @@ class BetaBinomialFit:
         fitted = ~self.separated
 
         def mean_sd(values):
-            if not fitted.any():
-                return "mean nan  sd nan"
-            return f"mean {np.mean(values[fitted]):.4f}  sd {np.std(values[fitted]):.4f}"
+            return mean_sd_text(values, fitted)
 
         return header + (
             f"{self.mu.size} datasets: {int(self.converged.sum())} converged, "

@@ -215,24 +215,19 @@ def group_table(fit, counts: GroupedCounts, group: str) -> pd.DataFrame:
     )
 
 
-def _nagq(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return value
+def _whole_number(minimum: int):
+    """An argparse type: a whole number >= ``minimum``, else a one-line usage error."""
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got {text!r}")
+        return value
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
-    return value
+    return parse
 
 
 def _open_for_writing(path):
@@ -328,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--trials", help="column of trials per row; omit for 0/1 rows")
     fit.add_argument(
         "--nagq",
-        type=_nagq,
+        type=_whole_number(1),
         default=1,
         help="1 = Laplace (default); k > 1 = adaptive Gauss-Hermite with k nodes "
         f"(at most {MAX_NAGQ}, or {HARD_MAX_NAGQ} with --allow-large-nagq)",
@@ -351,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--seed",
-        type=_seed,
+        type=_whole_number(0),
         default=2026,
         help="master seed; the data are replicate 0 of the study's seed cell (default 2026)",
     )

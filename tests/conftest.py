@@ -1,12 +1,35 @@
-"""Shared fixtures and helpers: the stored reference fits, ragged batches of datasets."""
+"""Shared fixtures and helpers: the stored reference fits, ragged batches of datasets and
+copies of the workflow for end-to-end runs."""
 
 import json
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = "tests/config_small.yaml"
+
+
+def snakemake_executable() -> str:
+    found = Path(sys.executable).parent / "snakemake"
+    return str(found) if found.exists() else shutil.which("snakemake")
+
+
+def workflow_copy(directory: Path, default_profile: bool = False) -> Path:
+    """The workflow and the small config copied to a new ``directory``; with ``default_profile``
+    also ``profiles/``, which a plain ``snakemake`` there then reads by itself."""
+    directory.mkdir(parents=True)
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(ROOT / name, directory / name)
+    for name in ("workflow", "scripts") + (("profiles",) if default_profile else ()):
+        shutil.copytree(ROOT / name, directory / name)
+    (directory / "tests").mkdir()
+    shutil.copy(ROOT / SMALL, directory / SMALL)
+    return directory
 
 
 def ragged(datasets):

@@ -11,7 +11,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,28 +19,12 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.conftest import ROOT, SMALL, snakemake_executable, workflow_copy
+
 pytestmark = pytest.mark.pipeline
 
-ROOT = Path(__file__).resolve().parents[1]
-SMALL = "tests/config_small.yaml"
 PLAIN = ["-j", "2", "--configfile", SMALL]
 TABLES = ["cells", "performance", "fit_flags", "shrinkage_curve", "theory"]
-
-
-def snakemake_executable() -> str:
-    found = Path(sys.executable).parent / "snakemake"
-    return str(found) if found.exists() else shutil.which("snakemake")
-
-
-def workflow_copy(directory: Path) -> Path:
-    directory.mkdir(parents=True)
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(ROOT / name, directory / name)
-    for name in ("workflow", "scripts", "profiles"):
-        shutil.copytree(ROOT / name, directory / name)
-    (directory / "tests").mkdir()
-    shutil.copy(ROOT / SMALL, directory / SMALL)
-    return directory
 
 
 def snakemake(directory: Path, *arguments, check=True) -> subprocess.CompletedProcess:
@@ -99,7 +82,7 @@ def assert_same_tables(directory: Path, reference: Path) -> None:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """An undisturbed run of the small study."""
-    directory = workflow_copy(tmp_path_factory.mktemp("faults") / "reference")
+    directory = workflow_copy(tmp_path_factory.mktemp("faults") / "reference", default_profile=True)
     snakemake(directory, *PLAIN)
     return directory
 
@@ -139,7 +122,7 @@ def finished(rule: str):
 ], ids=["as-a-fit-job-finishes", "during-summarise"])
 def test_ctrl_c_then_the_same_command_completes_with_identical_tables(
         tmp_path, reference, moment, rule, delay):
-    directory = workflow_copy(tmp_path / rule)
+    directory = workflow_copy(tmp_path / rule, default_profile=True)
     code, output = interrupted(directory, moment(rule), signal.SIGINT, delay=delay)
     assert code is not None and code != 0, output
     assert not (directory / "results/figures/shrinkage_curves.png").exists()  # stopped early
@@ -150,7 +133,7 @@ def test_ctrl_c_then_the_same_command_completes_with_identical_tables(
 
 # Row 4: after kill -9 the lock stays; the error the user sees must say what to do.
 def test_after_kill_9_the_error_names_unlock_and_unlocking_completes(tmp_path, reference):
-    directory = workflow_copy(tmp_path / "killed")
+    directory = workflow_copy(tmp_path / "killed", default_profile=True)
     code, output = interrupted(directory, started("fit_chunk", 2), signal.SIGKILL, delay=1.0)
     assert code == -signal.SIGKILL, output
     again = snakemake(directory, *PLAIN, check=False)
@@ -165,7 +148,7 @@ def test_after_kill_9_the_error_names_unlock_and_unlocking_completes(tmp_path, r
 # Row 10: SIGTERM to Snakemake as a job finishes. Without the Snakefile's handler Snakemake
 # 9.27.1 hung in 3 of 3 such tries on the development VM.
 def test_sigterm_as_a_job_finishes_stops_snakemake_and_a_rerun_completes(tmp_path, reference):
-    directory = workflow_copy(tmp_path / "terminated")
+    directory = workflow_copy(tmp_path / "terminated", default_profile=True)
     for attempt in range(3):
         code, output = interrupted(directory, lambda line: "Finished jobid" in line,
                                    signal.SIGTERM, whole_group=False, timeout=90)
@@ -248,7 +231,7 @@ BAD = [
 @pytest.mark.parametrize("arguments, expected", [(a, e) for _, a, e in BAD],
                          ids=[name for name, _, _ in BAD])
 def test_bad_configs_stop_snakemake_before_any_job(tmp_path, arguments, expected):
-    directory = workflow_copy(tmp_path / "bad")
+    directory = workflow_copy(tmp_path / "bad", default_profile=True)
     began = time.perf_counter()
     done = snakemake(directory, "-j", "1", *arguments(directory), check=False)
     elapsed = time.perf_counter() - began

@@ -8,9 +8,7 @@ existing cell. B is then extended by one cell to show only the new cell runs.
 """
 
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +17,8 @@ import pytest
 import yaml
 
 from glmmshrink.figure_registry import FIGURES as FIGURE_REGISTRY
+from tests.conftest import ROOT, SMALL, snakemake_executable, workflow_copy
 
-ROOT = Path(__file__).resolve().parents[1]
-SMALL = "tests/config_small.yaml"
 CELL_COLUMNS = ["cell", "n_groups", "n_trials_min", "n_trials_max", "re_sd", "p0", "re_dist"]
 SUMMARY_COLUMNS = {
     "cells": ["cell", "cell_key", *CELL_COLUMNS[1:], "balanced", "beta_true", "sigma_true",
@@ -43,22 +40,6 @@ N_CELLS, N_NORMAL_CELLS = 7, 5
 ONE_CHUNK = ["--config", "chunk_size=40"]
 FIGURES = list(FIGURE_REGISTRY)
 DOCS_FIGURES = FIGURE_REGISTRY.docs()
-
-
-def snakemake_executable() -> str:
-    found = Path(sys.executable).parent / "snakemake"
-    return str(found) if found.exists() else shutil.which("snakemake")
-
-
-def workflow_copy(directory: Path) -> Path:
-    directory.mkdir(parents=True)
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(ROOT / name, directory / name)
-    for name in ("workflow", "scripts"):
-        shutil.copytree(ROOT / name, directory / name)
-    (directory / "tests").mkdir()
-    shutil.copy(ROOT / SMALL, directory / SMALL)
-    return directory
 
 
 def snakemake(directory: Path, *arguments, check=True) -> subprocess.CompletedProcess:

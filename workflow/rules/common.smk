@@ -125,6 +125,10 @@ def figure_input_files(wildcards):
     return FIGURES[wildcards.figure].input_files(STUDY)
 
 
+def figure_priority(wildcards):
+    return FIGURES.priority(wildcards.figure)
+
+
 def figure_category(wildcards):
     return FIGURES[wildcards.figure].category
 

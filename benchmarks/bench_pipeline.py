@@ -144,6 +144,19 @@ def run_snakemake(config_path: Path, cores: int) -> tuple[Path, float, float, fl
     return directory, started, wall, cpu
 
 
+def snakemake_start_up() -> float:
+    """Wall seconds of ``snakemake --version``: the start-up every Snakemake call pays.
+
+    It depends on the installation, not on the workflow: Snakemake imports every installed
+    plugin first, and the SLURM executor plugin runs ``scontrol show config``, which waits about
+    9 s on a machine with SLURM's tools but no reachable controller.
+    """
+    snakemake = Path(sys.executable).parent / "snakemake"
+    began = time.perf_counter()
+    subprocess.run([str(snakemake), "--version"], check=True, capture_output=True)
+    return time.perf_counter() - began
+
+
 def _job_records(directory: Path) -> list[dict]:
     """One record per job with a benchmark: rule, start, end, wall, cpu and logged work time."""
     records = []
@@ -230,6 +243,8 @@ def main() -> None:
         print(f"wall time              {wall:.1f} s (load average before/after: "
               f"{load:.2f}/{_load():.2f})")
         print(f"CPU time, all of it    {cpu:.1f} s (snakemake and every job: user + system)")
+        print(f"snakemake --version    {snakemake_start_up():.1f} s (the installation's start-up, "
+              f"part of the wall time)")
         lines = breakdown(directory, started, wall)
     load = _load()
     floor = compute_floor(config_path, arguments.batch_size)

@@ -85,6 +85,18 @@ class StudyConfig:
             for start in range(0, self.replicates, self.chunk_size)
         ]
 
+    def fit_priority(self, name: str) -> float:
+        """Scheduling priority of the cell's fit jobs: the costliest cells start first.
+
+        Longest-first keeps every core busy to the end of the fitting phase (a long job started
+        last runs alone while the other cores idle). The cost is guessed from the cell alone:
+        the Bayes posterior, most of a fit job, costs most near sigma = 0 (on the default study
+        cells with sd <= 0.5 took 7-13 s of one core, those with sd >= 0.7 4-7 s), then with
+        more trials per group. Only the order of jobs depends on it, never a number.
+        """
+        cell = self.cell(name)
+        return 1.0 / (1.0 + cell.re_sd) + cell.n_trials_max / 10_000
+
 
 def _key_path(path) -> str:
     text = ""

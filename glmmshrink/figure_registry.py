@@ -64,6 +64,10 @@ class Figure:
         Section of the HTML report.
     docs : bool
         A small PNG copy goes to ``docs/`` for the README (rule ``docs``).
+    draw_seconds : float
+        Rough time to draw and save the figure (one core of the development VM, default
+        study). It only orders the figure jobs, slowest first, so that the last figures drawn
+        after the summary are short ones and both cores stay busy to the end.
     """
 
     name: str
@@ -72,6 +76,7 @@ class Figure:
     category: str
     group_tables: bool = False
     docs: bool = False
+    draw_seconds: float = 1.0
 
     def __post_init__(self):
         unknown = [table for table in self.tables if table not in SUMMARY_TABLES]
@@ -140,6 +145,11 @@ class FigureRegistry(Mapping[str, Figure]):
         """Names of the figures copied to ``docs/``."""
         return [name for name, figure in self.items() if figure.docs]
 
+    def priority(self, name: str) -> float:
+        """Snakemake priority of the figure's job: slower figures first, every figure below
+        the fit jobs (whose priorities are at least 1)."""
+        return min(self[name].draw_seconds, 99.0) / 100
+
     def wildcard_pattern(self) -> str:
         """Regex of the ``{figure}`` wildcard: exactly the registered names."""
         import re
@@ -195,7 +205,8 @@ def read_seed_groups(paths, pooled: int):
 # --- The study's figures. Draw functions import their figure module when called. ---------------
 
 
-@register_figure("shrinkage_curves", tables=("shrinkage_curve",), category="Shrinkage")
+@register_figure("shrinkage_curves", tables=("shrinkage_curve",), category="Shrinkage",
+                 draw_seconds=3.2)
 def _shrinkage_curves(inputs: FigureInputs):
     from glmmshrink import figures
 
@@ -203,14 +214,16 @@ def _shrinkage_curves(inputs: FigureInputs):
                                     inputs.method_options)
 
 
-@register_figure("sigma_bias", tables=("performance",), category="Hyperparameters")
+@register_figure("sigma_bias", tables=("performance",), category="Hyperparameters",
+                 draw_seconds=1.8)
 def _sigma_bias(inputs: FigureInputs):
     from glmmshrink import figures
 
     return figures.sigma_bias(inputs.tables["performance"], inputs.methods, inputs.method_options)
 
 
-@register_figure("singular_rate", tables=("fit_flags",), category="Hyperparameters")
+@register_figure("singular_rate", tables=("fit_flags",), category="Hyperparameters",
+                 draw_seconds=1.7)
 def _singular_rate(inputs: FigureInputs):
     from glmmshrink import figures
 
@@ -218,7 +231,7 @@ def _singular_rate(inputs: FigureInputs):
                                  inputs.method_options)
 
 
-@register_figure("rmse_ratio", tables=("performance",), category="Shrinkage")
+@register_figure("rmse_ratio", tables=("performance",), category="Shrinkage", draw_seconds=1.9)
 def _rmse_ratio(inputs: FigureInputs):
     from glmmshrink import figures
 
@@ -253,7 +266,8 @@ def _shrinkage_methods(inputs: FigureInputs):
                                           inputs.method_options)
 
 
-@register_figure("why_shrink", tables=("performance",), category="Seed thread", docs=True)
+@register_figure("why_shrink", tables=("performance",), category="Seed thread", docs=True,
+                 draw_seconds=1.3)
 def _why_shrink(inputs: FigureInputs):
     from glmmshrink import figures_seed
 
@@ -269,7 +283,8 @@ def _misspecification(inputs: FigureInputs):
                                     inputs.methods, inputs.method_options)
 
 
-@register_figure("coverage_zip", tables=("beta_intervals",), category="Uncertainty")
+@register_figure("coverage_zip", tables=("beta_intervals",), category="Uncertainty",
+                 draw_seconds=2.4)
 def _coverage_zip(inputs: FigureInputs):
     from glmmshrink import figures_uncertainty
 

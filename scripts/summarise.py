@@ -1,8 +1,9 @@
 """Snakemake entry point of rule summarise; the work is glmmshrink.summary.
 
-Every chunk file is checked (glmmshrink.chunk_check) before any is summarised. A damaged or
-foreign file is moved aside to ``<file>.damaged`` and named on one line, and the job fails; the
-same ``snakemake`` command then refits exactly those chunks. Messages and any traceback go to the
+Every chunk file is checked (glmmshrink.chunk_check), each cell's by the worker that then
+summarises the cell, and no table is written unless every file passed. A damaged or foreign file
+is moved aside to ``<file>.damaged`` and named on one line, and the job fails; the same
+``snakemake`` command then refits exactly those chunks. Messages and any traceback go to the
 job's log. After the tables, the run's resolved config is recorded beside them
 (``results/summary/study_config.yaml``), so the report can say which study the tables describe.
 """
@@ -35,13 +36,8 @@ def _files_by_cell(paths):
     return by_cell
 
 
-def _check(smk) -> None:
-    cells = {name: parameters["n_groups"] for name, parameters in smk.params.cells.items()}
-    paths = list(smk.input.replicates) + list(smk.input.groups)
-    problems = check_chunks(paths, cells, list(smk.config["methods"]))
-    if not problems:
-        logging.info("checked %d chunk files", len(paths))
-        return
+def _quarantine(problems) -> None:
+    """Move the damaged chunk files aside and stop the job, naming each on one line."""
     lines = []
     for problem in problems:
         moved = quarantine(problem)
@@ -64,21 +60,32 @@ def _record_config(smk) -> None:
     temporary.replace(target)
 
 
-def _summarise_one(parameters, replicate_paths, group_paths, shrinkage_bins):
-    """All summary tables of one cell from its chunk files (one task of the job's pool)."""
+def _summarise_one(parameters, replicate_paths, group_paths, shrinkage_bins, methods):
+    """One task of the job's pool: check one cell's chunk files, then summarise them.
+
+    Returns ``(problems, tables)``: the problems of its files and no tables if any is damaged,
+    else no problems and all summary tables of the cell.
+    """
     cell = Cell(**parameters)
+    problems = check_chunks([*replicate_paths, *group_paths], {cell.name: cell.n_groups}, methods)
+    if problems:
+        return problems, None
     replicates = pd.concat(map(pd.read_parquet, replicate_paths), ignore_index=True)
     groups = pd.concat(map(pd.read_parquet, group_paths), ignore_index=True)
-    return summarise_cell(cell, replicates, groups, shrinkage_bins)
+    return [], summarise_cell(cell, replicates, groups, shrinkage_bins)
 
 
 def main(smk) -> None:
     began = time.perf_counter()
-    _check(smk)
     replicate_files = _files_by_cell(smk.input.replicates)
     group_files = _files_by_cell(smk.input.groups)
-    tasks = [(parameters, replicate_files[name], group_files[name], smk.params.shrinkage_bins)
-             for name, parameters in smk.params.cells.items()]
+    methods = list(smk.config["methods"])
+    # A chunk file outside every configured cell's directory is foreign: check it here.
+    foreign = [path for path in [*smk.input.replicates, *smk.input.groups]
+               if Path(path).parent.name not in smk.params.cells]
+    problems = check_chunks(foreign, {}, methods)
+    tasks = [(parameters, replicate_files[name], group_files[name], smk.params.shrinkage_bins,
+              methods) for name, parameters in smk.params.cells.items()]
     # Cells are independent and combine() orders rows by cell, so the tables are the same for
     # any number of workers; forked workers share the parent's imports.
     if smk.threads > 1 and len(tasks) > 1:
@@ -88,9 +95,14 @@ def main(smk) -> None:
             delayed(_summarise_one)(*task) for task in tasks)
     else:
         per_cell = [_summarise_one(*task) for task in tasks]
+    problems += [problem for cell_problems, _ in per_cell for problem in cell_problems]
+    if problems:
+        _quarantine(problems)
+    logging.info("checked %d chunk files",
+                 len(smk.input.replicates) + len(smk.input.groups))
     for name in smk.params.cells:
         logging.info("summarised %s", name)
-    for table_name, table in combine(per_cell).items():
+    for table_name, table in combine([tables for _, tables in per_cell]).items():
         write_parquet_atomic(table, smk.output[table_name])
     _record_config(smk)
     logging.info("work time %.3f s with %d worker(s)", time.perf_counter() - began, smk.threads)

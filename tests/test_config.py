@@ -143,3 +143,17 @@ def test_bad_grid_values_name_the_key(axis, value, key, allowed):
         check(config)
     assert key in str(error.value)
     assert allowed in str(error.value)
+
+
+def test_fit_priority_starts_small_sd_and_many_trials_first():
+    study = check(load("config.yaml"))
+    priority = {cell.name: study.fit_priority(cell.name) for cell in study.cells}
+    assert len(priority) == len(study.cells)
+    # Cost falls with sd (the Bayes posterior near sigma = 0 is the costly part) ...
+    assert (priority["I30_J10_sd0_p0.5"] > priority["I30_J10_sd0.25_p0.5"]
+            > priority["I30_J10_sd0.5_p0.5"] > priority["I30_J10_sd1_p0.5"]
+            > priority["I30_J10_sd2_p0.5"])
+    # ... and, at one sd, rises with the trials per group; it never reaches the next sd's.
+    assert priority["I30_J100_sd1_p0.5"] > priority["I30_J10_sd1_p0.5"]
+    assert priority["I30_J5_sd0.5_p0.5"] > priority["I30_J100_sd1_p0.5"]
+    assert all(0 < value < 1.1 for value in priority.values())

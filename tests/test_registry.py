@@ -186,6 +186,17 @@ def test_every_registered_figure_has_a_caption_and_reads_known_tables():
         Figure(name="bad", draw=toy_figure, tables=("performances",), category="Toy")
 
 
+def test_figure_jobs_start_slowest_first_and_after_every_fit_job():
+    slow = Figure(name="slow_toy", draw=toy_figure, tables=(), category="Toy", draw_seconds=500)
+    registry = FIGURES.with_figures(slow)
+    priorities = {name: registry.priority(name) for name in registry}
+    assert len(priorities) == len(FIGURES) + 1
+    # Fit jobs have priority >= 1 (workflow/rules/common.smk): every figure waits for them.
+    assert all(0 < value < 1 for value in priorities.values())
+    assert priorities["shrinkage_curves"] > priorities["rmse_ratio"] > priorities["nested_loop"]
+    assert priorities["slow_toy"] == max(priorities.values())
+
+
 def test_methods_are_ordered_and_labelled_by_the_registry():
     assert REGISTRY.ordered(["bayes", "toy", "raw", "agq", "laplace"]) == [
         "raw", "laplace", "toy", "agq", "bayes"]

@@ -151,3 +151,21 @@ def test_summary_tables_of_an_sd0_cell_have_finite_theory_rows():
     assert list(theory_table["method"]) == ["laplace"]
     numeric = theory_table.drop(columns=["cell", "method", "re_dist"]).to_numpy(float)
     assert np.isfinite(numeric).all()
+
+
+def test_binomial_pmf_is_bit_for_bit_scipy_stats_binom_pmf_as_the_theory_calls_it():
+    from scipy.stats import binom
+
+    from glmmshrink.theory import _binomial_pmf
+
+    # The theory's nodes p = expit(beta + sigma * node), including p = 0 and 1 exactly.
+    p = np.concatenate([[0.0, 1.0, 1e-300, 1 - 1e-16], expit(np.linspace(-40, 40, 101))])
+    checked = 0
+    for n in (1, 2, 5, 10, 37, 50, 100, 500):
+        y = np.arange(n + 1)
+        ours = _binomial_pmf(y[None, :], n, p[:, None])
+        theirs = binom.pmf(y[None, :], n, p[:, None])
+        assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
+        assert np.array_equal(ours, theirs)
+        checked += ours.size
+    assert checked == p.size * sum(n + 1 for n in (1, 2, 5, 10, 37, 50, 100, 500))

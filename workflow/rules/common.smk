@@ -101,6 +101,11 @@ def cell_parameters(wildcards):
     return STUDY.cell(wildcards.cell).identifying_parameters()
 
 
+def fit_priority(wildcards):
+    # At least 1, above the other rules' default 0.
+    return 1 + STUDY.fit_priority(wildcards.cell)
+
+
 def resolved_method_options():
     """Options of the configured methods with defaults filled in (a rerun trigger via params)."""
     return {
@@ -118,6 +123,10 @@ def figure_files():
 
 def figure_input_files(wildcards):
     return FIGURES[wildcards.figure].input_files(STUDY)
+
+
+def figure_priority(wildcards):
+    return FIGURES.priority(wildcards.figure)
 
 
 def figure_category(wildcards):

@@ -17,6 +17,8 @@ rule figure:
         caption=figure_caption,
         method_options=resolved_method_options(),
         seed_figures=seed_figure_parameters(STUDY.seed_figures),
+    # Slowest figures first (the registry's draw_seconds), all below the fit jobs.
+    priority: figure_priority
     log:
         "results/logs/figures/{figure}.log",
     benchmark:

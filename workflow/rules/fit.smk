@@ -16,6 +16,10 @@ rule fit_chunk:
         "results/logs/fit/{cell}/{start}-{stop}.log",
     benchmark:
         "results/benchmarks/fit/{cell}/{start}-{stop}.tsv"
+    # Costly cells first (longest-first scheduling; see StudyConfig.fit_priority). Every fit
+    # job outranks the figure and summary jobs, so the seed figures fill the cores that the
+    # last fit jobs leave idle instead of delaying a fit.
+    priority: fit_priority
     # joblib workers inside the job; raise with --set-threads fit_chunk=N for large chunks.
     threads: 1
     resources:

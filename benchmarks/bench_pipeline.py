@@ -5,6 +5,7 @@ Run from the repository root (with the package importable, e.g. ``PYTHONPATH=.``
     python benchmarks/bench_pipeline.py [--config config.yaml] [--cores 2] [--keep]
     python benchmarks/bench_pipeline.py --floor-only      # the floor alone, no Snakemake run
     python benchmarks/bench_pipeline.py --analyse DIR     # breakdown of a kept run directory
+    python benchmarks/bench_pipeline.py --contention      # one core alone vs both cores busy
 
 Two figures, and their ratio (issue 11, deliverable 2):
 
@@ -19,6 +20,11 @@ timeline (a benchmark file is written when its job ends, so start = mtime - s): 
 start-up before the first job, the fitting phase, and the serial tail after the last fit job
 (summarise, figures). The machine is shared: the load average is printed with the numbers, and
 only ratios measured in the same run are comparable.
+
+``--contention`` measures what running two jobs at once costs each of them: the fits of the
+config's first cells timed in one process alone, then in two processes at once (each the same
+work). The floor is measured alone, the workflow's fit jobs run two at a time, so this slowdown
+is part of the wall / floor ratio that no change to the workflow can remove.
 """
 
 from __future__ import annotations
@@ -102,6 +108,34 @@ def compute_floor(config_path: Path, batch_size: int | None = None) -> dict:
         "cells": len(study.cells),
         "replicates": study.replicates,
     }
+
+
+def _contention_work(config_path: Path, cells: int) -> float:
+    """CPU seconds of one core to fit the config's first ``cells`` cells, as in the floor."""
+    from glmmshrink.simulate import simulate_replicates
+
+    study = study_of(config_path)
+    fitted = [name for name in study.methods if name != "raw"]
+    began = time.process_time()
+    for cell in study.cells[:cells]:
+        data = simulate_replicates(cell, study.seed, 0, study.replicates)
+        for lo in range(0, study.replicates, 250):
+            for name in fitted:
+                fit_method(name, data.y[lo : lo + 250], data.n[lo : lo + 250],
+                           study.method_options.get(name))
+    return time.process_time() - began
+
+
+def contention(config_path: Path, cells: int = 3) -> tuple[float, list[float]]:
+    """CPU seconds of the same work alone, and in each of two processes running at once."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        pool.submit(_contention_work, config_path, 0).result()  # start the workers: imports
+        alone = pool.submit(_contention_work, config_path, cells).result()
+        together = [f.result() for f in [pool.submit(_contention_work, config_path, cells)
+                                         for _ in range(2)]]
+    return alone, together
 
 
 def _load() -> float:
@@ -226,12 +260,21 @@ def main() -> None:
     parser.add_argument("--floor-only", action="store_true", help="skip the Snakemake run")
     parser.add_argument("--analyse", type=Path, help="only the breakdown of a kept directory")
     parser.add_argument("--batch-size", type=int, help="floor batch size (default: the jobs')")
+    parser.add_argument("--contention", action="store_true",
+                        help="only the cost of running two fit processes at once")
     arguments = parser.parse_args()
     config_path = (ROOT / arguments.config).resolve()
 
     if arguments.analyse:
         timing = yaml.safe_load((arguments.analyse / "bench_timing.yaml").read_text())
         print("\n".join(breakdown(arguments.analyse, timing["started"], timing["wall"])))
+        return
+
+    if arguments.contention:
+        alone, together = contention(config_path)
+        print(f"same fits, CPU s: alone {alone:.2f}; two at once {together[0]:.2f} and "
+              f"{together[1]:.2f}; slowdown {sum(together) / 2 / alone:.3f} "
+              f"(load average {_load():.2f})")
         return
 
     print(f"config                 {arguments.config}")

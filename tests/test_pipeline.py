@@ -302,3 +302,25 @@ def test_bad_config_creates_no_results_directory(tmp_path):
     rejected = snakemake(directory, "-j", "1", "--config", "chunk_size=0", check=False)
     assert rejected.returncode != 0
     assert not (directory / "results").exists()
+
+
+def test_jobs_are_ordered_fits_then_summary_then_figures(tmp_path):
+    """Scheduling only: costly fit jobs first, and the summary, on which every figure but the
+    seed ones waits, before any figure job that is ready at the same time."""
+    from types import SimpleNamespace
+
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, ResourceSettings
+
+    directory = workflow_copy(tmp_path / "workflow")
+    with SnakemakeApi() as api:
+        workflow = api.workflow(
+            snakefile=directory / "Snakefile", workdir=directory,
+            resource_settings=ResourceSettings(cores=1),
+            config_settings=ConfigSettings(configfiles=[directory / "config.yaml"]),
+        )._workflow  # the parsed rules; Snakemake's API has no public accessor for them
+        rules = {rule.name: rule for rule in workflow.rules}
+        cells = workflow.globals["STUDY"].cells
+        fits = [rules["fit_chunk"].priority(SimpleNamespace(cell=cell.name)) for cell in cells]
+        figures = [rules["figure"].priority(SimpleNamespace(figure=name)) for name in FIGURE_REGISTRY]
+    assert min(fits) >= rules["summarise"].priority > max(figures) > 0

@@ -14,6 +14,9 @@ rule summarise:
         "results/logs/summarise.log",
     benchmark:
         "results/benchmarks/summarise.tsv"
+    # Every figure but the seed ones waits for this job: it goes before any figure job
+    # (whose priorities are below 1) that is ready at the same time.
+    priority: 1
     # Cells are summarised side by side (the tables do not depend on the thread count).
     threads: 2
     resources:

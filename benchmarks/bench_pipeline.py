@@ -70,8 +70,9 @@ def study_of(config_path: Path):
     return check_config(config, schema, METHODS)
 
 
-def compute_floor(config_path: Path, batch_size: int | None = None) -> dict:
-    """Seconds of one core to simulate and fit the config's study, by method.
+def compute_floor(config_path: Path, batch_size: int | None = None, cells: int | None = None) -> dict:
+    """Seconds of one core to simulate and fit the config's study (its first ``cells`` cells
+    when given), by method.
 
     Replicates go through each method in the batches the ``fit_chunk`` jobs use (at most 250,
     as scripts/fit_chunk.py chooses for one worker) unless ``batch_size`` is given.
@@ -90,7 +91,7 @@ def compute_floor(config_path: Path, batch_size: int | None = None) -> dict:
         return result
 
     fits = 0
-    for cell in study.cells:
+    for cell in study.cells[:cells]:
         for start, stop in study.chunks():
             data = timed("(simulate)", simulate_replicates, cell, study.seed, start, stop)
             size = batch_size or max(1, min(250, math.ceil((stop - start) / 4)))
@@ -110,31 +111,27 @@ def compute_floor(config_path: Path, batch_size: int | None = None) -> dict:
     }
 
 
-def _contention_work(config_path: Path, cells: int) -> float:
-    """CPU seconds of one core to fit the config's first ``cells`` cells, as in the floor."""
+def _warm_worker(config_path: Path) -> None:
+    """Imports and lazily built tables, before any timing, in every worker process."""
     from glmmshrink.simulate import simulate_replicates
 
     study = study_of(config_path)
-    fitted = [name for name in study.methods if name != "raw"]
-    began = time.process_time()
-    for cell in study.cells[:cells]:
-        data = simulate_replicates(cell, study.seed, 0, study.replicates)
-        for lo in range(0, study.replicates, 250):
-            for name in fitted:
-                fit_method(name, data.y[lo : lo + 250], data.n[lo : lo + 250],
-                           study.method_options.get(name))
-    return time.process_time() - began
+    data = simulate_replicates(study.cells[0], 0, 0, 8)
+    for name in study.methods:
+        fit_method(name, data.y, data.n, study.method_options.get(name))
 
 
 def contention(config_path: Path, cells: int = 3) -> tuple[float, list[float]]:
     """CPU seconds of the same work alone, and in each of two processes running at once."""
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=2) as pool:
-        pool.submit(_contention_work, config_path, 0).result()  # start the workers: imports
-        alone = pool.submit(_contention_work, config_path, cells).result()
-        together = [f.result() for f in [pool.submit(_contention_work, config_path, cells)
-                                         for _ in range(2)]]
+    with ProcessPoolExecutor(max_workers=2, initializer=_warm_worker,
+                             initargs=(config_path,)) as pool:
+        def work():
+            return pool.submit(compute_floor, config_path, cells=cells)
+
+        alone = work().result()["fit_cpu_seconds"]
+        together = [future.result()["fit_cpu_seconds"] for future in [work(), work()]]
     return alone, together
 
 

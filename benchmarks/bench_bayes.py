@@ -12,9 +12,11 @@ targets: posterior_glmm <= 4x and AGQ-25 <= 3x the Laplace fit.
 
 ``--anatomy`` also prints, per design, where a replicate's Bayes time goes (the credible
 intervals' marginal densities against the rest) and the sizes of its interval mixture: eta grid
-points E, outer nodes N and distinct groups U. The mixture is at least one pass of exp over an
-(E, N) kernel and an (E, N) @ (N, U) product; the time of exactly that, on arrays of the median
-sizes, is a lower bound for the current algorithm's intervals, printed against the 4x budget.
+points E, outer nodes N and distinct groups U. The current construction evaluates every outer
+node's component of every group's density over the grid (a full column for the wide nodes, a
+window of convolution nodes for the narrow ones), about one exp over an (E, N) kernel and an
+(E, N) @ (N, U) product; the time of just that, on arrays of the median sizes, is printed
+against the 4x budget.
 """
 
 from __future__ import annotations

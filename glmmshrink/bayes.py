@@ -60,15 +60,19 @@ class QuadratureRule:
 
     The defaults keep posterior means within ~3e-6 and SDs within ~1.5e-5 of a rule with 2-4
     times the nodes, on the JAGS reference datasets and simulated datasets of the study's designs
-    (J = 5 to 100, sd = 0.25 to 2, unbalanced); typically 1e-7. The eta grids have their own
-    spacing (``_bayes_grid.GRID_STEP``), good to ~1e-8 in each log integral. Nearly
+    (J = 5 to 100, sd = 0 to 2, unbalanced); typically 1e-7. On 24 replicates of every cell of
+    the default study the largest differences from such a rule are 2e-6 (sigma's mean), 1e-6
+    (p's means) and 6e-6 (the p ends). The bulk panel needs its 24 nodes where the posterior of
+    log sigma is wide (sd <= 0.5, few trials): with 18, sigma's mean moved by 3e-5 and p ends by
+    2e-4 there (``benchmarks/bench_bayes_rules.py`` compares coarser rules). The eta grids have
+    their own spacing (``_bayes_grid.GRID_STEP``), good to ~1e-8 in each log integral. Nearly
     separated data under a flat beta prior (all groups but one at y = 0) have heavy-tailed beta
     posteriors that this rule does not resolve.
     """
 
     sigma_near_zero: int = 5  # Gauss-Legendre nodes in sigma on [0, sigma_L]
     log_sigma_tail: int = 10  # Gauss-Legendre nodes in log sigma on each tail panel
-    log_sigma_bulk: int = 18  # ... on the bulk panel, mode -+ bulk_halfwidth SDs
+    log_sigma_bulk: int = 24  # ... on the bulk panel, mode -+ bulk_halfwidth SDs
     bulk_halfwidth: float = 3.5
     beta: int = 9  # Gauss-Hermite nodes in beta for each sigma node
     group: int = 11  # most adaptive Gauss-Hermite nodes per group (sigma < 1/16 and fallbacks)

@@ -31,6 +31,7 @@ COARSE_STEP = 0.05
 FINE_STEP = 0.01
 LOG_SIGMA_STEP = 0.05
 LOG_SIGMA_LOWEST = -12.0
+UPPER30_LOG_SIGMA_STEP = 0.025
 
 
 def _log_lik(y, n, eta):
@@ -101,7 +102,8 @@ def _quantile(grid, density, prob):
     return float(grid[k] + d)
 
 
-def brute_force_posterior(y, n, sigma_upper=100.0, beta_range=None, fine_step=None, probs=(0.025, 0.975)):
+def brute_force_posterior(y, n, sigma_upper=100.0, beta_range=None, fine_step=None, probs=(0.025, 0.975),
+                          log_sigma_step=LOG_SIGMA_STEP):
     """Posterior summaries: beta mean/quantiles, sigma mean, and p_i mean/quantiles per group.
 
     The beta grid spans -+12 (spacing 0.01) for 20 groups or more, and -+60 (spacing 0.02) below:
@@ -117,7 +119,7 @@ def brute_force_posterior(y, n, sigma_upper=100.0, beta_range=None, fine_step=No
     group_row = group_row.reshape(-1)
     coarse = np.arange(beta_range[0] - 2 * COARSE_STEP, beta_range[1] + 2.5 * COARSE_STEP, COARSE_STEP)
     fine = np.arange(beta_range[0], beta_range[1] + fine_step / 2, fine_step)
-    t = np.arange(LOG_SIGMA_LOWEST, np.log(sigma_upper), LOG_SIGMA_STEP)
+    t = np.arange(LOG_SIGMA_LOWEST, np.log(sigma_upper), log_sigma_step)
     t = np.append(t, np.log(sigma_upper))
     sigma = np.exp(t)
     coarse_log_i = _log_integrals([tuple(pair) for pair in pairs], coarse, sigma)
@@ -185,14 +187,22 @@ def main(argv):
     meta = {"method": "tests/bayes_brute_force.py: dense grids, flat beta, sigma ~ U(0, 100)",
             "grids": f"beta {COARSE_STEP} (integrals) / {FINE_STEP} (marginals; -+12, or -+60 by "
                      f"{2 * FINE_STEP} below 20 groups), log sigma {LOG_SIGMA_STEP} from {LOG_SIGMA_LOWEST}"}
-    # The I = 5 dataset again under sigma ~ U(0, 30): its beta posterior then fits in -+60.
-    extra = [{**d, "id": d["id"] + "_upper30", "sigma_upper": 30.0} for d in datasets if d["id"] == "sim_I5_r1"]
+    # The I = 5 dataset again under sigma ~ U(0, 30): its beta posterior then fits in -+60. Its
+    # beta ends come from the far tail of sigma, where the 0.05 log-sigma grid's O(h^2) error is
+    # ~1.5e-4 (halving the step moves beta's upper end by 1.1e-4); at UPPER30_LOG_SIGMA_STEP it
+    # is a quarter of that.
+    meta["extra"] = ("sim_I5_r1_upper30: the I = 5 dataset under sigma ~ U(0, 30), whose beta posterior "
+                     f"fits in the grid's -+60; log sigma {UPPER30_LOG_SIGMA_STEP}")
+    extra = [{**d, "id": d["id"] + "_upper30", "sigma_upper": 30.0, "log_sigma_step": UPPER30_LOG_SIGMA_STEP}
+             for d in datasets if d["id"] == "sim_I5_r1"]
     for dataset in datasets + extra:
         if dataset["id"] in done:
             continue
         upper = dataset.get("sigma_upper", 100.0)
-        summary = brute_force_posterior(dataset["y"], dataset["n"], sigma_upper=upper)
+        step = dataset.get("log_sigma_step", LOG_SIGMA_STEP)
+        summary = brute_force_posterior(dataset["y"], dataset["n"], sigma_upper=upper, log_sigma_step=step)
         results.append({"id": dataset["id"], **({"sigma_upper": upper} if upper != 100.0 else {}),
+                        **({"log_sigma_step": step} if step != LOG_SIGMA_STEP else {}),
                         "y": dataset["y"], "n": dataset["n"], **summary})
         target.write_text(json.dumps({"meta": meta, "datasets": results}, indent=1))
         print(dataset["id"], "done", flush=True)

@@ -62,8 +62,7 @@ def simulate_replicates(cell: Cell, seed: int, start: int, stop: int) -> Simulat
     replicates = np.arange(start, stop, dtype=np.int64)
     shape = (replicates.size, cell.n_groups)
     n, y, p_true = np.empty(shape, np.int64), np.empty(shape, np.int64), np.empty(shape)
+    key = cell.key  # a SHA-256 of the cell's name: computed once, not per replicate
     for row, replicate in enumerate(replicates):
-        n[row], y[row], p_true[row] = simulate_replicate(
-            cell, replicate_rng(seed, cell.key, int(replicate))
-        )
+        n[row], y[row], p_true[row] = simulate_replicate(cell, replicate_rng(seed, key, int(replicate)))
     return SimulatedData(replicates, n, y, p_true)

@@ -244,9 +244,8 @@ def _job_records(directory: Path) -> list[dict]:
     return records
 
 
-def breakdown(directory: Path, started: float, wall: float) -> list[str]:
-    """Lines of the per-rule and timeline breakdown of a finished run."""
-    records = _job_records(directory)
+def breakdown(records: list[dict], started: float, wall: float) -> list[str]:
+    """Lines of the per-rule and timeline breakdown of a finished run's ``_job_records``."""
     ended = started + wall
     lines = ["", "per rule      jobs  job wall s  work s  start-up+io s  cpu s  max RSS MB"]
     by_rule = defaultdict(list)
@@ -311,7 +310,7 @@ def main() -> None:
 
     if arguments.analyse:
         timing = yaml.safe_load((arguments.analyse / "bench_timing.yaml").read_text())
-        print("\n".join(breakdown(arguments.analyse, timing["started"], timing["wall"])))
+        print("\n".join(breakdown(_job_records(arguments.analyse), timing["started"], timing["wall"])))
         return
 
     if arguments.contention:
@@ -352,8 +351,9 @@ def main() -> None:
               "(each round's: " + ", ".join(f"{run.wall / run.floor_per_core:.2f}" for run in rounds)
               + ")")
         print("breakdown of the fastest Snakemake run:")
-    print("\n".join(breakdown(fastest.directory, fastest.started, fastest.wall)))
-    drawing = sum(r["work"] for r in _job_records(fastest.directory) if r["rule"] == "figures")
+    records = _job_records(fastest.directory)
+    print("\n".join(breakdown(records, fastest.started, fastest.wall)))
+    drawing = sum(r["work"] for r in records if r["rule"] == "figures")
     print("\n".join(targets_together(fastest.cpu, lowest.floor["cpu"], drawing)))
     for run in rounds:
         if arguments.keep:
